@@ -1,0 +1,267 @@
+"""Typed, frozen, strict views of ``params.yaml`` and the one loader that builds them.
+
+Every tunable number lives in ``params.yaml`` (style.md, principle 1). A stage calls
+:func:`load_params` once; the whole file is validated before any compute, so a typo in a
+section the stage does not use still fails, naming the key path and the allowed values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ParamsError",
+    "Params",
+    "TrainRunConfig",
+    "load_params",
+    "parse_params",
+    "SOURCE_DATASETS",
+    "PRETRAINED_CLASSIFIERS",
+    "TRAINABLE_ARCHS",
+]
+
+SourceDataset = Literal["mnist", "fashion_mnist", "photos", "imagenette"]
+TrainableDataset = Literal["mnist", "fashion_mnist", "cluttered_mnist"]
+PretrainedClassifier = Literal["efficientnet_lite0", "resnet18", "efficientnet_b0", "mobilenet_v3_large", "vit_b_16"]
+TrainableArch = Literal["mnist_cnn", "small_resnet"]
+PhotoName = Literal["chelsea", "coffee", "astronaut", "rocket", "china", "flower"]
+
+SOURCE_DATASETS: tuple[str, ...] = get_args(SourceDataset)
+PRETRAINED_CLASSIFIERS: tuple[str, ...] = get_args(PretrainedClassifier)
+TRAINABLE_ARCHS: tuple[str, ...] = get_args(TrainableArch)
+RUN_KEY = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+$")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable, or fails validation. The message names the key path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Split(_Strict):
+    """Fractions of a dataset's images in the train and test parts; they must add up to 1."""
+
+    train: float = Field(gt=0, lt=1)
+    test: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> "Split":
+        if not math.isclose(self.train + self.test, 1.0, abs_tol=1e-9):
+            raise ValueError(f"split fractions must add up to 1 (got train {self.train} + test {self.test} "
+                             f"= {self.train + self.test:g})")
+        return self
+
+
+class MnistParams(_Strict):
+    split: Split
+    limit: int | None = Field(default=None, ge=20, le=5000)  # stratified subset (tests); None keeps all 5,000
+
+
+class ClutteredMnistParams(_Strict):
+    canvas: int = Field(ge=32, le=256)
+    fragments: int = Field(ge=0, le=32)
+    fragment_size: int = Field(ge=2, le=28)
+
+
+class PhotosParams(_Strict):
+    names: list[PhotoName] = Field(min_length=1)
+
+    @field_validator("names")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"photo names must be unique (got {v})")
+        return v
+
+
+class FashionMnistParams(_Strict):
+    debian_dir: str  # where Debian's dataset-fashion-mnist puts the IDX .gz files
+    limit_train: int | None = Field(default=None, ge=10, le=60000)
+    limit_test: int | None = Field(default=None, ge=10, le=10000)
+
+
+class ImagenetteParams(_Strict):
+    variant: Literal["160", "320"]
+    max_per_class_train: int | None = Field(default=None, ge=1)
+    max_per_class_test: int | None = Field(default=None, ge=1)
+
+
+class DatasetsParams(_Strict):
+    mnist: MnistParams
+    cluttered_mnist: ClutteredMnistParams
+    photos: PhotosParams
+    fashion_mnist: FashionMnistParams
+    imagenette: ImagenetteParams
+
+
+class DownloadParams(_Strict):
+    datasets: list[SourceDataset] = Field(min_length=1)
+    classifiers: list[PretrainedClassifier] = Field(default_factory=list)
+
+    @field_validator("datasets", "classifiers")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"names must be unique (got {v})")
+        return v
+
+
+class TrainDefaults(_Strict):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    augment_shift: int = Field(ge=0, le=8)  # random translation in pixels
+
+
+class TrainRun(_Strict):
+    """One classifier to train; unset hyper-parameters come from ``train_classifier.defaults``."""
+
+    arch: TrainableArch
+    dataset: TrainableDataset
+    epochs: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+    lr: float | None = Field(default=None, gt=0)
+    weight_decay: float | None = Field(default=None, ge=0)
+    augment_shift: int | None = Field(default=None, ge=0, le=8)
+
+
+class TrainRunConfig(_Strict):
+    """A training run with every hyper-parameter resolved; saved beside the checkpoint."""
+
+    name: str
+    arch: TrainableArch
+    dataset: TrainableDataset
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    augment_shift: int
+    seed: int
+
+
+class TrainClassifierParams(_Strict):
+    defaults: TrainDefaults
+    runs: dict[str, TrainRun] = Field(min_length=1)
+
+    @field_validator("runs")
+    @classmethod
+    def _keys(cls, v: dict[str, TrainRun]) -> dict[str, TrainRun]:
+        for key, run in v.items():
+            if not RUN_KEY.match(key):
+                raise ValueError(f"run name {key!r} must look like '<arch>-<dataset>' (lowercase, digits, '_')")
+            if key != f"{run.arch}-{run.dataset}":
+                raise ValueError(f"run name {key!r} must be '{run.arch}-{run.dataset}' (its arch and dataset)")
+        return v
+
+
+class Params(_Strict):
+    seed: int = Field(ge=0)
+    device: str
+    download: DownloadParams
+    datasets: DatasetsParams
+    train_classifier: TrainClassifierParams
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError(f"device {v!r} is not one of: auto, cpu, cuda, cuda:N, mps")
+        return v
+
+    @model_validator(mode="after")
+    def _datasets_available(self) -> "Params":
+        if "mnist" not in self.download.datasets:
+            raise ValueError("download.datasets must include 'mnist': the make_cluttered_mnist stage builds on it "
+                             f"(now {self.download.datasets})")
+        made = set(self.download.datasets) | ({"cluttered_mnist"} if "mnist" in self.download.datasets else set())
+        for key, run in self.train_classifier.runs.items():
+            if run.dataset not in made:
+                raise ValueError(f"train_classifier.runs.{key}.dataset: {run.dataset!r} is not produced by this "
+                                 f"pipeline; add it (or mnist, for cluttered_mnist) to download.datasets "
+                                 f"(now {self.download.datasets})")
+        return self
+
+    def train_run(self, name: str) -> TrainRunConfig:
+        """The run ``train_classifier.runs[name]`` with defaults filled in."""
+        if name not in self.train_classifier.runs:
+            raise KeyError(f"train_classifier.runs has no run {name!r}; known: {sorted(self.train_classifier.runs)}")
+        run = self.train_classifier.runs[name]
+        merged = self.train_classifier.defaults.model_dump()
+        merged.update({k: v for k, v in run.model_dump().items() if v is not None})
+        return TrainRunConfig(name=name, seed=self.seed, **merged)
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if get_origin(tp) is not dict and type(None) in get_args(tp) and len(args) == 1:
+        return args[0]
+    return tp
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Walk ``loc`` (without its last element) through the model's fields; list the keys allowed there."""
+    current: Any = model
+    for part in loc[:-1]:
+        current = _unwrap_optional(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+    current = _unwrap_optional(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def _format(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: {err.error_count()} invalid value(s):"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(Params, e["loc"])
+            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"  {path}: unknown key{hint}")
+        elif e["type"] == "missing":
+            lines.append(f"  {path}: required key is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {path}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_params(data: Any, source: str = "params") -> Params:
+    """Validate an already-parsed mapping. Raises :class:`ParamsError` naming each bad key path."""
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(_format(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml`` (YAML 1.2, as DVC reads it, so ``1e-3`` is a float)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text())
+    except YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(data, str(path))
