@@ -195,8 +195,11 @@ def load_classifier(name: str, weights: str | Path) -> Classifier:
     if not weights.is_file():
         raise FileNotFoundError(f"weights for {name} not found at {weights}; run `dvc repro download_classifier@{name}`")
     model = spec.build()
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except Exception as err:  # truncated file, foreign pickle, shape mismatch: name the file and the cause
+        raise ValueError(f"{weights} does not fit {name}: {str(err).splitlines()[-1].strip()}") from err
     if missing or unexpected:
         raise ValueError(f"{weights} does not fit {name}: missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")
     return Classifier(spec.name, freeze(model), spec.input_size, spec.in_channels, spec.mean, spec.std, spec.taps,

@@ -177,7 +177,7 @@ def build_imagenette(cfg: ImagenetteParams, seed: int, out: str | Path, cache: s
                 fname = f"{part}_{Path(m.name).name}"
                 data = tar.extractfile(m).read()
                 files[fname] = data
-                rows.append({"id": Path(m.name).stem, "label": IMAGENETTE_CLASSES[wnid][0],
+                rows.append({"id": f"{part}_{Path(m.name).stem}", "label": IMAGENETTE_CLASSES[wnid][0],
                              "split": "train" if part == "train" else "test", "file": fname, "wnid": wnid})
     from torchvision.models import ResNet18_Weights
 

@@ -1,0 +1,118 @@
+"""The params schema: each kind of bad value fails before any compute, naming the key path."""
+
+from __future__ import annotations
+
+import pytest
+
+from actmatch.config import ParamsError, load_params, parse_params
+
+
+def test_repository_params_load(root):
+    p = load_params(root / "params.yaml")
+    run = p.train_run("mnist_cnn-mnist")
+    assert run.epochs == p.train_classifier.defaults.epochs
+    assert run.seed == p.seed
+    assert abs(p.datasets.mnist.split.train + p.datasets.mnist.split.test - 1) < 1e-12
+
+
+def test_run_overrides_defaults(params_dict):
+    params_dict["train_classifier"]["runs"]["mnist_cnn-mnist"]["epochs"] = 3
+    p = parse_params(params_dict)
+    assert p.train_run("mnist_cnn-mnist").epochs == 3
+    assert p.train_run("small_resnet-mnist").epochs == params_dict["train_classifier"]["defaults"]["epochs"]
+
+
+def _error(data) -> str:
+    with pytest.raises(ParamsError) as exc:
+        parse_params(data, "params.yaml")
+    return str(exc.value)
+
+
+def test_unknown_key_names_path_and_allowed_keys(params_dict):
+    params_dict["train_classifier"]["defaults"]["lrr"] = 0.1
+    msg = _error(params_dict)
+    assert "train_classifier.defaults.lrr: unknown key" in msg
+    assert "allowed keys here: epochs, batch_size, lr, weight_decay, augment_shift" in msg
+
+
+def test_unknown_key_inside_a_run(params_dict):
+    params_dict["train_classifier"]["runs"]["mnist_cnn-mnist"]["epoch"] = 2
+    msg = _error(params_dict)
+    assert "train_classifier.runs.mnist_cnn-mnist.epoch: unknown key" in msg
+    assert "arch, dataset, epochs" in msg
+
+
+def test_unknown_top_level_key(params_dict):
+    params_dict["sead"] = 1
+    assert "sead: unknown key; allowed keys here: seed, device" in _error(params_dict)
+
+
+def test_wrong_type(params_dict):
+    params_dict["train_classifier"]["defaults"]["epochs"] = "8"
+    assert "train_classifier.defaults.epochs: Input should be a valid integer (got '8')" in _error(params_dict)
+
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("lr", 0.0, "greater than 0"),
+    ("lr", -1e-3, "greater than 0"),
+    ("weight_decay", -1.0, "greater than or equal to 0"),
+    ("epochs", 0, "greater than or equal to 1"),
+])
+def test_out_of_range(params_dict, key, value, expect):
+    params_dict["train_classifier"]["defaults"][key] = value
+    msg = _error(params_dict)
+    assert f"train_classifier.defaults.{key}: " in msg and expect in msg
+
+
+def test_unknown_classifier_lists_allowed(params_dict):
+    params_dict["download"]["classifiers"] = ["resnet19"]
+    msg = _error(params_dict)
+    assert "download.classifiers.0:" in msg
+    assert "'efficientnet_lite0', 'resnet18', 'efficientnet_b0', 'mobilenet_v3_large' or 'vit_b_16'" in msg
+
+
+def test_unknown_dataset_in_a_run(params_dict):
+    params_dict["train_classifier"]["runs"]["mnist_cnn-mnist"]["dataset"] = "cifar10"
+    msg = _error(params_dict)
+    assert "train_classifier.runs.mnist_cnn-mnist.dataset:" in msg and "'cluttered_mnist'" in msg
+
+
+def test_split_must_add_up(params_dict):
+    params_dict["datasets"]["mnist"]["split"] = {"train": 0.7, "test": 0.2}
+    msg = _error(params_dict)
+    assert "datasets.mnist.split: split fractions must add up to 1 (got train 0.7 + test 0.2 = 0.9)" in msg
+
+
+def test_run_dataset_must_be_produced(params_dict):
+    params_dict["train_classifier"]["runs"]["mnist_cnn-fashion_mnist"] = {"arch": "mnist_cnn",
+                                                                         "dataset": "fashion_mnist"}
+    msg = _error(params_dict)
+    assert "'fashion_mnist' is not produced by this pipeline" in msg
+
+
+def test_run_name_must_match_its_content(params_dict):
+    params_dict["train_classifier"]["runs"]["mnist_cnn-mnist"]["arch"] = "small_resnet"
+    assert "must be 'small_resnet-mnist'" in _error(params_dict)
+
+
+def test_bad_device(params_dict):
+    params_dict["device"] = "gpu"
+    assert "device: device 'gpu' is not one of: auto, cpu, cuda, cuda:N, mps" in _error(params_dict)
+
+
+def test_every_error_reported_at_once(params_dict):
+    params_dict["seed"] = -1
+    params_dict["train_classifier"]["defaults"]["lr"] = -1
+    msg = _error(params_dict)
+    assert "2 invalid value(s)" in msg and "seed:" in msg and "train_classifier.defaults.lr:" in msg
+
+
+def test_yaml_12_floats_and_missing_file(tmp_path, root):
+    text = (root / "params.yaml").read_text().replace("lr: 2.0e-3", "lr: 2e-3")
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml").train_classifier.defaults.lr == pytest.approx(2e-3)
+    with pytest.raises(ParamsError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("seed: [1,\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "bad.yaml")

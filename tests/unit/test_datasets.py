@@ -1,0 +1,173 @@
+"""Dataset formats: shapes, dtypes, label ranges, split, boxes inside the canvas, round trips."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from actmatch.config import parse_params
+from actmatch.data import load_dataset
+from actmatch.data import sources
+from actmatch.data.cluttered import build_cluttered_mnist, make_canvas
+from actmatch.data.store import write_array_dataset
+from tests.httpserver import LocalServer
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """mnist (200 digits), cluttered_mnist built on it, and two photos."""
+    import copy
+
+    from ruamel.yaml import YAML
+
+    from tests.conftest import ROOT
+    d = YAML(typ="safe", pure=True).load((ROOT / "params.yaml").read_text())
+    d = copy.deepcopy(d)
+    d["datasets"]["mnist"]["limit"] = 200
+    d["datasets"]["photos"]["names"] = ["chelsea", "china"]
+    p = parse_params(d)
+    root = tmp_path_factory.mktemp("data")
+    sources.build_mnist(p.datasets.mnist, 0, root / "mnist")
+    build_cluttered_mnist(load_dataset(root / "mnist"), p.datasets.cluttered_mnist, 0, root / "cluttered_mnist")
+    sources.build_photos(p.datasets.photos, root / "photos")
+    return p, root
+
+
+def test_mnist_format_and_stratified_split(tiny):
+    p, root = tiny
+    ds = load_dataset(root / "mnist")
+    assert ds.images.shape == (200, 28, 28, 1) and ds.images.dtype == np.uint8
+    assert ds.images.max() == 255 and ds.images.min() == 0
+    assert set(ds.labels) == set(range(10)) and ds.class_names == [str(i) for i in range(10)]
+    tr, te = ds.split_indices("train"), ds.split_indices("test")
+    assert len(tr) == 160 and len(te) == 40 and not set(tr) & set(te)
+    assert np.all(np.bincount(ds.labels[tr], minlength=10) == 16)  # stratified: 16 per class
+    assert np.all(np.bincount(ds.labels[te], minlength=10) == 4)
+
+
+def test_mnist_split_is_seeded(tiny, tmp_path):
+    p, root = tiny
+    sources.build_mnist(p.datasets.mnist, 0, tmp_path / "again")
+    sources.build_mnist(p.datasets.mnist, 1, tmp_path / "other")
+    a, b, c = (load_dataset(x) for x in (root / "mnist", tmp_path / "again", tmp_path / "other"))
+    assert (a.index["split"] == b.index["split"]).all() and np.array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_cluttered_boxes_hold_the_digit(tiny):
+    p, root = tiny
+    mn, cl = load_dataset(root / "mnist"), load_dataset(root / "cluttered_mnist")
+    c = p.datasets.cluttered_mnist.canvas
+    assert cl.images.shape == (200, c, c, 1)
+    assert (cl.labels == mn.labels).all() and (cl.index["split"] == mn.index["split"]).all()
+    boxes = cl.boxes
+    assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all()
+    assert (boxes[:, 2] <= c).all() and (boxes[:, 3] <= c).all()
+    assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+    for i in range(0, 200, 37):  # the digit's ink appears unchanged (max blending) inside its box
+        x0, y0, x1, y1 = boxes[i]
+        ys, xs = np.nonzero(mn.images[i, ..., 0])
+        crop = mn.images[i, ys.min():ys.max() + 1, xs.min():xs.max() + 1, 0]
+        region = cl.images[i, y0:y1, x0:x1, 0]
+        assert region.shape == crop.shape and (region >= crop).all()
+    assert (cl.images.reshape(200, -1) > 0).sum(1).mean() > (mn.images.reshape(200, -1) > 0).sum(1).mean()
+
+
+def test_make_canvas_box_exact():
+    from actmatch.config import ClutteredMnistParams
+    digit = np.zeros((28, 28), np.uint8)
+    digit[10:15, 7:9] = 200
+    cfg = ClutteredMnistParams(canvas=40, fragments=0, fragment_size=4)
+    canvas, (x0, y0, x1, y1) = make_canvas(digit, [], cfg, np.random.default_rng(3))
+    assert (x1 - x0, y1 - y0) == (2, 5)
+    assert canvas.sum() == 200 * 10 and (canvas[y0:y1, x0:x1] == 200).all()
+
+
+def test_photos_full_resolution(tiny):
+    _, root = tiny
+    ds = load_dataset(root / "photos")
+    assert list(ds.index["id"]) == ["chelsea", "china"]
+    assert ds.images[0].shape == (300, 451, 3) and ds.images[1].shape == (427, 640, 3)
+    assert (ds.labels == -1).all() and (ds.index["split"] == "test").all()
+    assert "scikit-learn" in ds.index.loc[1, "source"]
+
+
+def test_incomplete_folder_is_named(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(FileNotFoundError, match="meta.json is missing"):
+        load_dataset(tmp_path / "x")
+
+
+def test_writer_rejects_mismatch_and_leaves_nothing(tmp_path):
+    idx = pd.DataFrame({"id": ["a", "b"], "label": [0, 1], "split": ["train", "valid"]})
+    with pytest.raises(ValueError, match="split values must be 'train' or 'test'"):
+        write_array_dataset(tmp_path / "d", np.zeros((2, 4, 4, 1), np.uint8), idx, {"name": "d"})
+    assert not (tmp_path / "d").exists() and list(tmp_path.iterdir()) == []
+
+
+def _idx_gz(arr: np.ndarray) -> bytes:
+    header = b"\x00\x00\x08" + bytes([arr.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
+    return gzip.compress(header + arr.astype(np.uint8).tobytes(), mtime=0)
+
+
+def test_fashion_mnist_from_web_when_debian_absent(tmp_path, monkeypatch, params_dict):
+    rng = np.random.default_rng(0)
+    blobs = {"train-images-idx3-ubyte.gz": _idx_gz(rng.integers(0, 256, (12, 28, 28))),
+             "train-labels-idx1-ubyte.gz": _idx_gz(np.arange(12) % 10),
+             "t10k-images-idx3-ubyte.gz": _idx_gz(rng.integers(0, 256, (10, 28, 28))),
+             "t10k-labels-idx1-ubyte.gz": _idx_gz(np.arange(10))}
+    with LocalServer() as srv:
+        for name, blob in blobs.items():
+            srv.files["/" + name] = blob
+        monkeypatch.setattr(sources, "_FASHION_URL", srv.url + "/")
+        monkeypatch.setattr(sources, "FASHION_MNIST_FILES",
+                            {n: (hashlib.sha256(b).hexdigest(), "0" * 64) for n, b in blobs.items()})
+        params_dict["datasets"]["fashion_mnist"]["debian_dir"] = str(tmp_path / "no-debian")
+        cfg = parse_params(params_dict).datasets.fashion_mnist
+        sources.build_fashion_mnist(cfg, 0, tmp_path / "fm", tmp_path / "cache")
+    ds = load_dataset(tmp_path / "fm")
+    assert ds.images.shape == (22, 28, 28, 1)
+    assert list(ds.labels[12:]) == list(range(10))
+    assert len(ds.split_indices("train")) == 12 and ds.class_names[9] == "Ankle boot"
+
+
+def _jpeg(color) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 16), color).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def test_imagenette_archive_maps_to_imagenet_indices(tmp_path, params_dict):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for part, wnid, k in [("train", "n01440764", 3), ("val", "n01440764", 1), ("val", "n03888257", 2)]:
+            for i in range(k):
+                data = _jpeg((i * 40, 10, 200))
+                info = tarfile.TarInfo(f"imagenette2-160/{part}/{wnid}/{wnid}_{i}.JPEG")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    blob = buf.getvalue()
+    with LocalServer() as srv:
+        srv.files["/imagenette2-160.tgz"] = blob
+        archives = {"160": (srv.url + "/imagenette2-160.tgz", hashlib.sha256(blob).hexdigest())}
+        cfg = parse_params(params_dict).datasets.imagenette
+        sources.build_imagenette(cfg, 0, tmp_path / "in", tmp_path / "cache", archives=archives)
+    ds = load_dataset(tmp_path / "in")
+    assert len(ds) == 6 and ds.images[0].shape == (16, 20, 3)
+    assert sorted(set(ds.labels)) == [0, 701]
+    assert ds.class_names[0] == "tench" and ds.class_names[701] == "parachute"
+    assert (ds.index["split"] == "train").sum() == 3
+
+
+def test_imagenette_class_table_matches_torchvision_names():
+    from actmatch.classifiers.registry import imagenet_class_names
+    names = imagenet_class_names()
+    for wnid, (idx, name) in sources.IMAGENETTE_CLASSES.items():
+        assert names[idx] == name, wnid
