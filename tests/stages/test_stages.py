@@ -1,0 +1,110 @@
+"""Each stage's main() on a shrunk config writes its declared outputs with sane values, and a
+bad params file stops it before any output is written."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ruamel.yaml import YAML
+
+from actmatch.classifiers import load_classifier, load_trained
+from actmatch.data import load_dataset
+from actmatch.runner import run_stage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stage(name: str):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    from tests.conftest import ROOT as R
+    d = YAML(typ="safe", pure=True).load((R / "params.yaml").read_text())
+    d["datasets"]["mnist"]["limit"] = 200
+    d["datasets"]["photos"]["names"] = ["coffee"]
+    d["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
+    d["device"] = "cpu"
+    tmp = tmp_path_factory.mktemp("stages")
+    buf = tmp / "params.yaml"
+    YAML(typ="safe", pure=True).dump(d, buf)
+    return tmp, str(buf)
+
+
+def test_data_stages(work):
+    tmp, params = work
+    stage("download_data")(["--dataset", "mnist", "--out", str(tmp / "data/mnist"), "--cache", str(tmp / "dl"),
+                            "--params", params])
+    stage("download_data")(["--dataset", "photos", "--out", str(tmp / "data/photos"), "--cache", str(tmp / "dl"),
+                            "--params", params])
+    stage("make_cluttered_mnist")(["--mnist", str(tmp / "data/mnist"), "--out", str(tmp / "data/cluttered_mnist"),
+                                   "--params", params])
+    assert len(load_dataset(tmp / "data/mnist")) == 200
+    assert load_dataset(tmp / "data/photos").images[0].shape == (400, 600, 3)
+    assert load_dataset(tmp / "data/cluttered_mnist").images.shape == (200, 64, 64, 1)
+
+
+def test_download_classifier_stage(work):
+    tmp, params = work
+    out = tmp / "data/classifiers/efficientnet_lite0.pth"
+    stage("download_classifier")(["--classifier", "efficientnet_lite0", "--out", str(out), "--params", params])
+    assert out.stat().st_size > 10_000_000
+    assert load_classifier("efficientnet_lite0", out).class_names[967] == "espresso"
+
+
+def test_train_classifier_stage(work):
+    tmp, params = work
+    if not (tmp / "data/mnist").exists():
+        test_data_stages(work)
+    out = tmp / "results/classifiers/mnist_cnn-mnist"
+    stage("train_classifier")(["--run", "mnist_cnn-mnist", "--data", str(tmp / "data/mnist"), "--out", str(out),
+                               "--params", params, "--no-progress"])
+    metrics = json.loads((out / "live/metrics.json").read_text())
+    assert 0.3 < metrics["test_accuracy"] <= 1.0 and metrics["n_test"] == 40  # 1 epoch on 160 digits; chance 0.1
+    assert (out / "live/plots/metrics/test/accuracy.tsv").is_file()
+    clf = load_trained(out / "model/model.pt")
+    x = clf.preprocess_batch(load_dataset(tmp / "data/mnist").images[:4])
+    assert torch.isfinite(clf(x)).all()
+    assert "arch: mnist_cnn" in (out / "model/config.yaml").read_text()
+
+
+def test_wrong_dataset_for_run_is_refused(work, capsys):
+    tmp, params = work
+    if not (tmp / "data/photos").exists():
+        test_data_stages(work)
+    out = tmp / "results/classifiers/wrong"
+    rc = run_stage(stage("train_classifier"), ["--run", "mnist_cnn-mnist", "--data", str(tmp / "data/cluttered_mnist"),
+                                               "--out", str(out), "--params", params])
+    assert rc == 2
+    assert "holds 'cluttered_mnist' but run mnist_cnn-mnist trains on 'mnist'" in capsys.readouterr().err
+    assert not (out / "model").exists()
+
+
+def test_params_typo_stops_stage_before_any_output(work, capsys, tmp_path):
+    _, params = work
+    bad = tmp_path / "params.yaml"
+    bad.write_text(Path(params).read_text().replace("fragments:", "fragmnets:"))
+    rc = run_stage(stage("download_data"), ["--dataset", "mnist", "--out", str(tmp_path / "out"),
+                                            "--cache", str(tmp_path / "dl"), "--params", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "datasets.cluttered_mnist.fragmnets: unknown key" in err
+    assert "allowed keys here: canvas, fragments, fragment_size" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_dataset_name_is_refused(work, capsys, tmp_path):
+    _, params = work
+    rc = run_stage(stage("download_data"), ["--dataset", "cifar10", "--out", str(tmp_path / "o"),
+                                            "--cache", str(tmp_path / "dl"), "--params", params])
+    assert rc == 2 and "unknown source dataset 'cifar10'; known: fashion_mnist, imagenette, mnist, photos" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

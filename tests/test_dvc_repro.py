@@ -1,0 +1,73 @@
+"""The whole pipeline through `dvc repro` on a shrunk config, in a scratch copy of the repo:
+it runs end to end, a second run does nothing, and changing one classifier's training param
+reruns only that classifier's stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _dvc(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    res = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, f"dvc {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
+    return res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("repo")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, work / name)
+    shutil.copytree(ROOT / "stages", work / "stages")
+    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    yaml = YAML(typ="safe", pure=True)
+    p = yaml.load((work / "params.yaml").read_text())
+    p["device"] = "cpu"
+    p["datasets"]["mnist"]["limit"] = 200
+    p["datasets"]["photos"]["names"] = ["chelsea"]
+    p["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
+    p["train_classifier"]["runs"] = {"mnist_cnn-mnist": {"arch": "mnist_cnn", "dataset": "mnist"},
+                                     "small_resnet-cluttered_mnist": {"arch": "small_resnet",
+                                                                      "dataset": "cluttered_mnist"}}
+    yaml.dump(p, work / "params.yaml")
+    _dvc(work, "init", "--no-scm", "-q")
+    _dvc(work, "config", "core.analytics", "false")
+    _dvc(work, "config", "core.check_update", "false")
+    return work
+
+
+def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
+    out = _dvc(repo, "repro")
+    for stage in ("download_data@mnist", "download_data@photos", "make_cluttered_mnist",
+                  "download_classifier@efficientnet_lite0", "train_classifier@mnist_cnn-mnist",
+                  "train_classifier@small_resnet-cluttered_mnist"):
+        assert f"Running stage '{stage}'" in out
+    metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
+    flat = json.dumps(metrics)
+    assert "test_accuracy" in flat and (repo / "dvc.lock").is_file()
+    assert (repo / "results/classifiers/mnist_cnn-mnist/model/model.pt").is_file()
+
+    again = _dvc(repo, "repro")
+    assert "Running stage" not in again
+
+    yaml = YAML(typ="safe", pure=True)
+    p = yaml.load((repo / "params.yaml").read_text())
+    p["train_classifier"]["runs"]["mnist_cnn-mnist"]["epochs"] = 2
+    yaml.dump(p, repo / "params.yaml")
+    status = json.loads(_dvc(repo, "status", "--json"))
+    assert list(status) == ["train_classifier@mnist_cnn-mnist"]
+    third = _dvc(repo, "repro")
+    assert third.count("Running stage") == 1 and "Running stage 'train_classifier@mnist_cnn-mnist'" in third
