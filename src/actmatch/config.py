@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -68,6 +68,7 @@ class ClutteredMnistParams(_Strict):
     canvas: int = Field(ge=32, le=256)
     fragments: int = Field(ge=0, le=32)
     fragment_size: int = Field(ge=2, le=28)
+    train_copies: int = Field(default=1, ge=1, le=10)  # canvases per train digit (test digits get one)
 
 
 class PhotosParams(_Strict):
@@ -160,6 +161,32 @@ class TrainClassifierParams(_Strict):
             if key != f"{run.arch}-{run.dataset}":
                 raise ValueError(f"run name {key!r} must be '{run.arch}-{run.dataset}' (its arch and dataset)")
         return v
+
+
+class LossWeights(_Strict):
+    """Weights of the loss terms of method.md §3 (0 switches a term off)."""
+
+    act: float = Field(ge=0)
+    ce: float = Field(ge=0)
+    kl: float = Field(ge=0)
+    area: float = Field(ge=0)
+    bin: float = Field(ge=0)
+    tv: float = Field(ge=0)
+    rob: float = Field(ge=0)
+    nec: float = Field(ge=0)
+
+
+class LossConfig(_Strict):
+    """The explainer's objective (method.md §3): weights and the settings of each term."""
+
+    weights: LossWeights
+    temperature: float = Field(gt=0)
+    act_distance: Literal["paper", "cosine", "zmse", "kl"]  # paper: cosine on taps 1-2, zmse after
+    act_alphas: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    tv_neighbours: Literal[4, 8]
+    rob_backgrounds: list[Literal["zero", "gaussian", "uniform"]] = Field(min_length=1)
+    rob_ste: bool  # false: the authors' hard threshold, which sends no gradient
+    nec_margin: float = Field(ge=0)
 
 
 class Params(_Strict):

@@ -50,7 +50,7 @@ def test_data_stages(work):
                                    "--params", params])
     assert len(load_dataset(tmp / "data/mnist")) == 200
     assert load_dataset(tmp / "data/photos").images[0].shape == (400, 600, 3)
-    assert load_dataset(tmp / "data/cluttered_mnist").images.shape == (200, 64, 64, 1)
+    assert load_dataset(tmp / "data/cluttered_mnist").images.shape[1:] == (64, 64, 1)
 
 
 def test_download_classifier_stage(work):

