@@ -189,12 +189,110 @@ class LossConfig(_Strict):
     nec_margin: float = Field(ge=0)
 
 
+Regime = Literal["per_image", "amortized", "finetune"]
+DatasetName = Literal["mnist", "fashion_mnist", "photos", "cluttered_mnist", "imagenette"]
+
+
+class UNetParams(_Strict):
+    """Mask network (method.md §2); the paper's 224 px net is widths 32-64-128-256, bottleneck 512."""
+
+    widths: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=6)
+    bottleneck: int = Field(ge=1)
+    init_area: float = Field(gt=0, lt=1)  # soft-mask value the head's bias starts at (paper: 0.5)
+
+
+class StepsParams(_Strict):
+    """An optimization per image (``per_image`` from scratch, ``finetune`` from the amortized net)."""
+
+    lr: float = Field(gt=0)
+    steps: int = Field(ge=1)
+
+
+class AmortizedParams(_Strict):
+    lr: float = Field(gt=0)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    max_train: int | None = Field(default=None, ge=1)  # first N train images (None: all)
+
+
+class ExplainerRun(_Strict):
+    """One explainer: a classifier (registry name or train_classifier run), a dataset, a loss preset."""
+
+    classifier: str
+    dataset: DatasetName
+    preset: str
+    fill: Literal["normalized_zero", "black", "blur", "mean"]
+    unet: UNetParams
+    eval_images: int = Field(ge=1)  # the first N test images get masks (fixed, listed in the outputs)
+    per_image: StepsParams | None = None
+    amortized: AmortizedParams | None = None
+    finetune: StepsParams | None = None
+
+    @model_validator(mode="after")
+    def _finetune_needs_amortized(self) -> "ExplainerRun":
+        if self.finetune is not None and self.amortized is None:
+            raise ValueError("finetune starts from the amortized net: set amortized too")
+        return self
+
+
+class ExplainerParams(_Strict):
+    """Loss presets (each a full LossConfig, or ``base: <preset>`` plus overrides) and explainer runs.
+    ``train_explainer`` runs the amortized (+ finetune) regime of ``amortized_runs``;
+    ``explain_images`` the per-image regime of ``per_image_runs``."""
+
+    presets: dict[str, dict[str, Any]] = Field(min_length=1)
+    amortized_runs: dict[str, ExplainerRun] = Field(default_factory=dict)
+    per_image_runs: dict[str, ExplainerRun] = Field(default_factory=dict)
+
+    def loss(self, name: str) -> LossConfig:
+        """Resolve preset ``name`` (following ``base`` overlays) into a validated LossConfig."""
+        return LossConfig.model_validate(_resolve_preset(self.presets, name, ()))
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExplainerParams":
+        for name in self.presets:
+            try:
+                self.loss(name)
+            except ValidationError as err:
+                e = err.errors()[0]
+                where = ".".join(str(x) for x in e["loc"])
+                raise ValueError(f"preset {name!r}: {where}: {e['msg']} (got {e.get('input')!r})") from None
+        for kind, runs, regime in (("amortized_runs", self.amortized_runs, "amortized"),
+                                   ("per_image_runs", self.per_image_runs, "per_image")):
+            for key, run in runs.items():
+                if run.preset not in self.presets:
+                    raise ValueError(f"{kind}.{key}.preset: {run.preset!r} is not one of {sorted(self.presets)}")
+                if getattr(run, regime) is None:
+                    raise ValueError(f"{kind}.{key}: needs a {regime!r} section")
+                if not RUN_KEY.match(key):
+                    raise ValueError(f"{kind}.{key}: run names look like '<classifier>-<dataset>'")
+        return self
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _resolve_preset(presets: dict[str, dict[str, Any]], name: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; known: {sorted(presets)}")
+    if name in seen:
+        raise ValueError(f"preset overlays form a cycle: {' -> '.join(seen + (name,))}")
+    spec = dict(presets[name])
+    base = spec.pop("base", None)
+    return _deep_merge(_resolve_preset(presets, base, seen + (name,)), spec) if base else spec
+
+
 class Params(_Strict):
     seed: int = Field(ge=0)
     device: str
     download: DownloadParams
     datasets: DatasetsParams
     train_classifier: TrainClassifierParams
+    explainer: ExplainerParams
 
     @field_validator("device")
     @classmethod
@@ -214,6 +312,15 @@ class Params(_Strict):
                 raise ValueError(f"train_classifier.runs.{key}.dataset: {run.dataset!r} is not produced by this "
                                  f"pipeline; add it (or mnist, for cluttered_mnist) to download.datasets "
                                  f"(now {self.download.datasets})")
+        known = set(self.download.classifiers) | set(self.train_classifier.runs)
+        for kind in ("amortized_runs", "per_image_runs"):
+            for key, run in getattr(self.explainer, kind).items():
+                if run.classifier not in known:
+                    raise ValueError(f"explainer.{kind}.{key}.classifier: {run.classifier!r} is neither in "
+                                     f"download.classifiers nor a train_classifier run; known: {sorted(known)}")
+                if run.dataset not in made:
+                    raise ValueError(f"explainer.{kind}.{key}.dataset: {run.dataset!r} is not produced by "
+                                     f"this pipeline (download.datasets: {self.download.datasets})")
         return self
 
     def train_run(self, name: str) -> TrainRunConfig:
@@ -265,7 +372,9 @@ def _format(err: ValidationError, source: str) -> str:
             lines.append(f"  {path}: required key is missing")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  {path}: {msg} (got {e.get('input')!r})")
+            got = e.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"  # a whole section is noise
+            lines.append(f"  {path}: {msg}{shown}")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from ruamel.yaml import YAML
 
-from actmatch.classifiers import load_classifier, load_trained
+from actmatch.classifiers import load_classifier_dir, load_trained
 from actmatch.data import load_dataset
 from actmatch.runner import run_stage
 
@@ -55,10 +55,12 @@ def test_data_stages(work):
 
 def test_download_classifier_stage(work):
     tmp, params = work
-    out = tmp / "data/classifiers/efficientnet_lite0.pth"
+    out = tmp / "results/classifiers/efficientnet_lite0/model"
     stage("download_classifier")(["--classifier", "efficientnet_lite0", "--out", str(out), "--params", params])
-    assert out.stat().st_size > 10_000_000
-    assert load_classifier("efficientnet_lite0", out).class_names[967] == "espresso"
+    assert (out / "weights.pth").stat().st_size > 10_000_000
+    assert json.loads((out / "source.json").read_text())["sha256"].startswith("579344248a93")
+    assert load_classifier_dir(out).class_names[967] == "espresso"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model"]  # the staged download is gone
 
 
 def test_train_classifier_stage(work):
@@ -71,7 +73,7 @@ def test_train_classifier_stage(work):
     metrics = json.loads((out / "live/metrics.json").read_text())
     assert 0.3 < metrics["test_accuracy"] <= 1.0 and metrics["n_test"] == 40  # 1 epoch on 160 digits; chance 0.1
     assert (out / "live/plots/metrics/test/accuracy.tsv").is_file()
-    clf = load_trained(out / "model/model.pt")
+    clf = load_classifier_dir(out / "model")
     x = clf.preprocess_batch(load_dataset(tmp / "data/mnist").images[:4])
     assert torch.isfinite(clf(x)).all()
     assert "arch: mnist_cnn" in (out / "model/config.yaml").read_text()

@@ -1,0 +1,38 @@
+"""Writing an explainer run's outputs: masks, per-image summary, resolved config (atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from actmatch.config import ExplainerRun, LossConfig
+
+__all__ = ["write_masks", "write_config", "write_summary", "eval_split"]
+
+
+def eval_split(ds, n: int, seed: int) -> np.ndarray:
+    """The evaluation images: ``n`` test images in a seeded random order (storage order is sorted
+    by class in some sets), the same for every method; their ids are listed in every output."""
+    idx = ds.split_indices("test")
+    return np.random.default_rng(seed).permutation(idx)[:n]
+
+
+def write_masks(path: Path, ids: list[str], **soft: torch.Tensor) -> None:
+    """``masks.npz``: ``ids`` and, per regime, ``<regime>_soft`` float16 and ``<regime>_hard`` bool (N, H, W)."""
+    arrays: dict[str, np.ndarray] = {"ids": np.asarray(ids)}
+    for name, s in soft.items():
+        arrays[f"{name}_soft"] = s[:, 0].numpy().astype(np.float16)
+        arrays[f"{name}_hard"] = (s[:, 0] > 0.5).numpy()
+    np.savez_compressed(path, **arrays)
+
+
+def write_config(path: Path, run: ExplainerRun, loss: LossConfig, **extra: object) -> None:
+    path.write_text(yaml.safe_dump({"run": run.model_dump(), "loss": loss.model_dump(), **extra}, sort_keys=True))
+
+
+def write_summary(path: Path, frames: list[pd.DataFrame]) -> None:
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False, float_format="%.6g")

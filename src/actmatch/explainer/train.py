@@ -1,0 +1,204 @@
+"""The training regimes of method.md §4.
+
+``per_image`` (the paper): a fresh U-Net per image, Adam, a fixed number of steps.
+``amortized``: one U-Net trained over a train split, then one forward pass per held-out image.
+``finetune``: the amortized net as the start of a short per-image run.
+
+The original images' logits and activations are computed once (:func:`reference`), never per
+step. Randomness comes from seeds derived here (image ``i`` of a per-image run uses
+``seed + i``), so a run resumed from its state file ends with the same numbers as an
+uninterrupted one on the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from actmatch.classifiers.registry import Classifier
+from actmatch.config import AmortizedParams, LossConfig, StepsParams, UNetParams
+from actmatch.explainer.objective import Reference, loss_terms, reference, weighted_total
+from actmatch.explainer.unet import UNet, fill_values, soft_mask
+from actmatch.io import atomic_path
+
+__all__ = ["MaskRun", "build_unet", "explain_per_image", "train_amortized", "predict_masks", "state_key"]
+
+log = logging.getLogger(__name__)
+LOGGED = ("total", "act", "ce", "kl", "area", "bin", "tv", "rob", "nec", "area_hard", "kept")
+
+
+@dataclass
+class MaskRun:
+    """Soft masks ``(N, 1, H, W)`` float32 on the CPU, per-image terms at the final mask, and the
+    mean of each logged quantity per step (per-image regimes) or per epoch (amortized)."""
+
+    soft: torch.Tensor
+    final: dict[str, np.ndarray]
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+def build_unet(clf: Classifier, cfg: UNetParams) -> UNet:
+    return UNet(clf.in_channels, cfg.widths, cfg.bottleneck, cfg.init_area)
+
+
+def state_key(*parts: Any) -> str:
+    """A short hash of a run's settings: a state file from other settings is never resumed."""
+    text = json.dumps([p.model_dump() if hasattr(p, "model_dump") else p for p in parts], sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _load_state(path: Path | None, key: str) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("key") != key:
+        log.warning("%s was written for other settings; starting afresh", path)
+        return None
+    return state
+
+
+def _save_state(path: Path | None, state: dict[str, Any]) -> None:
+    if path is not None:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+
+@torch.no_grad()
+def _final_terms(clf: Classifier, x: torch.Tensor, ref: Reference, p: torch.Tensor, loss: LossConfig,
+                 baseline: torch.Tensor, gen: torch.Generator) -> dict[str, np.ndarray]:
+    terms = loss_terms(clf.model, clf.taps, x, ref, p, loss, baseline, gen)
+    terms["total"] = weighted_total(terms, loss)
+    return {k: v.detach().cpu().numpy().astype(np.float64) for k, v in terms.items()}
+
+
+def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNetParams, steps: StepsParams,
+                      fill: str, seed: int, *, init_state: dict[str, torch.Tensor] | None = None,
+                      state_path: Path | None = None, progress: bool = True) -> MaskRun:
+    """Optimize one U-Net per image of ``x`` (N, C, H, W), normalized, on the classifier's device.
+
+    With ``init_state`` every image starts from those weights (the ``finetune`` regime). With
+    ``state_path`` finished images are saved after each one and skipped on a rerun."""
+    key = state_key("per_image", loss, unet, steps, fill, seed, init_state is not None, x.shape,
+                    float(x.double().sum()))
+    state = _load_state(state_path, key) or {"key": key, "done": [], "curves": []}
+    ref = reference(clf.model, clf.taps, x)  # once for all images and steps
+    baseline = fill_values(x, fill, clf.mean, clf.std)
+    bar = tqdm(range(len(x)), desc="per-image masks", disable=not progress, initial=len(state["done"]))
+    for i in range(len(state["done"]), len(x)):
+        torch.manual_seed(seed + i)
+        gen = torch.Generator().manual_seed(seed + i)
+        net = build_unet(clf, unet).to(x.device)
+        if init_state is not None:
+            net.load_state_dict(init_state)
+        opt = torch.optim.Adam(net.parameters(), lr=steps.lr)
+        xi, bi, ri = x[i:i + 1], baseline[i:i + 1], ref.index(slice(i, i + 1))
+        curve = {k: [] for k in LOGGED}
+        for _ in range(steps.steps):
+            p = soft_mask(net(xi))
+            terms = loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)
+            total = weighted_total(terms, loss)
+            opt.zero_grad(set_to_none=True)
+            total.sum().backward()
+            opt.step()
+            terms["total"] = total
+            for k in LOGGED:
+                if k in terms:
+                    curve[k].append(float(terms[k].detach()[0]))
+        with torch.no_grad():
+            p = soft_mask(net(xi))
+        final = _final_terms(clf, xi, ri, p, loss, bi, gen)
+        state["done"].append({"soft": p.cpu().float(), "final": final})
+        state["curves"].append(curve)
+        _save_state(state_path, state)
+        bar.update(1)
+    bar.close()
+    done = state["done"]
+    keys = done[0]["final"].keys() if done else []
+    curves = {k: np.mean([c[k] for c in state["curves"]], axis=0).tolist() for k in LOGGED
+              if state["curves"] and state["curves"][0][k]}
+    return MaskRun(torch.cat([d["soft"] for d in done]) if done else torch.empty(0),
+                   {k: np.concatenate([d["final"][k] for d in done]) for k in keys}, curves)
+
+
+def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNetParams, cfg: AmortizedParams,
+                    fill: str, seed: int, *, state_path: Path | None = None,
+                    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                    progress: bool = True) -> tuple[UNet, dict[str, list[float]]]:
+    """Train one U-Net over ``x`` (N, C, H, W) for ``cfg.epochs`` epochs. With ``state_path`` the
+    net, optimizer and random state are saved after each epoch and a rerun resumes there."""
+    key = state_key("amortized", loss, unet, cfg, fill, seed, x.shape, float(x.double().sum()))
+    torch.manual_seed(seed)
+    net = build_unet(clf, unet).to(x.device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    ref = reference_batched(clf, x, cfg.batch_size)  # once: the classifier is frozen
+    baseline = fill_values(x, fill, clf.mean, clf.std)
+    curves: dict[str, list[float]] = {k: [] for k in LOGGED}
+    start = 0
+    state = _load_state(state_path, key)
+    if state is not None:
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        curves, start = state["curves"], state["epoch"]
+        log.info("resuming amortized training at epoch %d of %d", start + 1, cfg.epochs)
+    for epoch in tqdm(range(start, cfg.epochs), desc="amortized", disable=not progress, initial=start,
+                      total=cfg.epochs):
+        net.train()
+        perm = torch.randperm(len(x), generator=gen).to(x.device)
+        sums: dict[str, float] = {}
+        for i in range(0, len(x), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            p = soft_mask(net(x[idx]))
+            terms = loss_terms(clf.model, clf.taps, x[idx], ref.index(idx), p, loss, baseline[idx], gen)
+            total = weighted_total(terms, loss)
+            opt.zero_grad(set_to_none=True)
+            total.mean().backward()
+            opt.step()
+            terms["total"] = total
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach().sum())
+        means = {k: v / len(x) for k, v in sums.items()}
+        for k in LOGGED:
+            if k in means:
+                curves[k].append(means[k])
+        if on_epoch is not None:
+            on_epoch(epoch, means)
+        _save_state(state_path, {"key": key, "net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
+                                 "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "curves": curves})
+    net.eval()
+    return net, {k: v for k, v in curves.items() if v}
+
+
+@torch.no_grad()
+def reference_batched(clf: Classifier, x: torch.Tensor, batch_size: int) -> Reference:
+    parts = [reference(clf.model, clf.taps, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return Reference(torch.cat([r.logits for r in parts]), torch.cat([r.label for r in parts]),
+                     tuple(torch.cat([r.acts[j] for r in parts]) for j in range(len(clf.taps))))
+
+
+@torch.no_grad()
+def predict_masks(clf: Classifier, net: UNet, x: torch.Tensor, loss: LossConfig, fill: str, seed: int,
+                  batch_size: int = 256) -> MaskRun:
+    """One forward pass of the amortized net per image; terms scored at the predicted masks."""
+    net.eval()
+    gen = torch.Generator().manual_seed(seed)
+    softs, finals = [], []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        p = soft_mask(net(xb))
+        ref = reference(clf.model, clf.taps, xb)
+        finals.append(_final_terms(clf, xb, ref, p, loss, fill_values(xb, fill, clf.mean, clf.std), gen))
+        softs.append(p.cpu().float())
+    return MaskRun(torch.cat(softs), {k: np.concatenate([f[k] for f in finals]) for k in finals[0]})

@@ -1,0 +1,76 @@
+"""DVC stage ``train_explainer@<run>``: one U-Net per classifier trained over the train split
+(amortized regime), masks for the held-out evaluation images in one forward pass, and the
+finetune regime (k per-image steps from the amortized net). Checkpoint, masks, summary and
+config under results/explainers/<run>/model/, curves under .../live/. Resumes by epoch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dvclive import Live
+
+from actmatch.classifiers import load_classifier_dir
+from actmatch.config import load_params
+from actmatch.data import load_dataset
+from actmatch.device import resolve_device
+from actmatch.explainer.api import save_explainer, summarize
+from actmatch.explainer.outputs import eval_split, write_config, write_masks, write_summary
+from actmatch.explainer.train import explain_per_image, predict_masks, train_amortized
+from actmatch.io import atomic_dir
+from actmatch.runner import run_stage
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    for flag in ("--run", "--classifier", "--data", "--out", "--state"):
+        ap.add_argument(flag, required=True)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    if args.run not in params.explainer.amortized_runs:
+        raise KeyError(f"explainer.amortized_runs has no run {args.run!r}; known: {sorted(params.explainer.amortized_runs)}")
+    run = params.explainer.amortized_runs[args.run]
+    loss, seed, prog = params.explainer.loss(run.preset), params.seed, not args.no_progress
+    device = resolve_device(params.device)
+    clf = load_classifier_dir(args.classifier)
+    clf.model.to(device)
+    ds = load_dataset(args.data)
+    train = ds.split_indices("train")[: run.amortized.max_train]
+    x_train = clf.preprocess_batch([ds.images[i] for i in train]).to(device)
+    idx = eval_split(ds, run.eval_images, seed)
+    x = clf.preprocess_batch([ds.images[i] for i in idx]).to(device)
+    ids = [str(ds.index["id"].iloc[i]) for i in idx]
+    state, out = Path(args.state), Path(args.out)
+    with Live(dir=str(out / "live"), save_dvc_exp=False, dvcyaml=False, resume=state.with_suffix(".amortized").exists()) as live:
+        def on_epoch(epoch: int, means: dict[str, float]) -> None:
+            for k, v in means.items():
+                live.log_metric(f"amortized/{k}", v)
+            live.next_step()
+        net, _ = train_amortized(clf, x_train, loss, run.unet, run.amortized, run.fill, seed,
+                                 state_path=state.with_suffix(".amortized"), on_epoch=on_epoch, progress=prog)
+        masks = {"amortized": predict_masks(clf, net, x, loss, run.fill, seed)}
+        if run.finetune is not None:
+            masks["finetune"] = explain_per_image(clf, x, loss, run.unet, run.finetune, run.fill, seed,
+                                                  init_state=net.state_dict(), state_path=state.with_suffix(".finetune"),
+                                                  progress=prog)
+        frames = [summarize(clf, x, r.soft, run.fill, ids, ds.labels[idx], r.final).assign(regime=k)
+                  for k, r in masks.items()]
+        for f in frames:
+            regime = f["regime"].iloc[0]
+            live.summary[regime] = {"kept": float(f["kept"].mean()), "median_area": float(f["area"].median()),
+                                    "n": len(f)}
+    with atomic_dir(out / "model") as tmp:
+        save_explainer(tmp / "explainer.pt", net.cpu(), run, loss, clf, {"train_images": len(train)})
+        write_masks(tmp / "masks.npz", ids, **{k: r.soft for k, r in masks.items()})
+        write_summary(tmp / "summary.csv", frames)
+        write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed)
+    for suffix in (".amortized", ".finetune"):
+        state.with_suffix(suffix).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

@@ -1,0 +1,119 @@
+"""Regimes on a tiny frozen classifier: a few steps lower the loss, masks have the right shape
+and range, interrupted runs resume to the same numbers, checkpoints round-trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from actmatch.classifiers.registry import Classifier, freeze
+from actmatch.config import AmortizedParams, ExplainerRun, LossConfig, StepsParams, UNetParams
+from actmatch.explainer import train as T
+from actmatch.explainer.api import load_explainer, masks_for, save_explainer
+from tests.unit.test_losses import Toy
+
+UNET = UNetParams(widths=[4], bottleneck=8, init_area=0.3)
+LOSS = LossConfig(weights=dict(act=1, ce=1, kl=1, area=5, bin=1, tv=1, rob=1, nec=1), temperature=2.0,
+                  act_distance="paper", act_alphas=[1, 2], tv_neighbours=8,
+                  rob_backgrounds=["zero", "gaussian", "uniform"], rob_ste=True, nec_margin=1.0)
+
+
+@pytest.fixture()
+def clf():
+    torch.manual_seed(0)
+    return Classifier("toy", freeze(Toy()), 8, 1, (0.0,), (1.0,), ("block1", "block2"), ["a", "b", "c"])
+
+
+def test_per_image_lowers_loss_and_shapes(clf):
+    x = torch.randn(2, 1, 8, 8)
+    res = T.explain_per_image(clf, x, LOSS, UNET, StepsParams(lr=1e-2, steps=15), "normalized_zero", 0,
+                              progress=False)
+    assert res.soft.shape == (2, 1, 8, 8) and res.soft.min() >= 0 and res.soft.max() <= 1
+    assert res.curves["total"][-1] < res.curves["total"][0]
+    assert set(res.final) >= {"act", "ce", "kl", "area", "bin", "tv", "rob", "nec", "total", "kept"}
+    assert len(res.curves["total"]) == 15
+
+
+def test_per_image_resume_gives_identical_masks(clf, tmp_path, monkeypatch):
+    x = torch.randn(3, 1, 8, 8)
+    steps = StepsParams(lr=1e-2, steps=5)
+    full = T.explain_per_image(clf, x, LOSS, UNET, steps, "black", 0, progress=False)
+    real_save = T._save_state
+    calls = []
+
+    def crash_after_first(path, state):
+        real_save(path, state)
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(T, "_save_state", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        T.explain_per_image(clf, x, LOSS, UNET, steps, "black", 0, state_path=tmp_path / "s", progress=False)
+    monkeypatch.setattr(T, "_save_state", real_save)
+    resumed = T.explain_per_image(clf, x, LOSS, UNET, steps, "black", 0, state_path=tmp_path / "s", progress=False)
+    assert torch.equal(resumed.soft, full.soft)
+    assert (resumed.final["total"] == full.final["total"]).all()
+
+
+def test_amortized_resume_gives_identical_model(clf, tmp_path):
+    x = torch.randn(10, 1, 8, 8)
+    cfg = AmortizedParams(lr=1e-2, epochs=3, batch_size=4)
+    net_full, curves_full = T.train_amortized(clf, x, LOSS, UNET, cfg, "normalized_zero", 0, progress=False)
+
+    def stop_after_first(epoch, means):
+        if epoch == 0:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        T.train_amortized(clf, x, LOSS, UNET, cfg, "normalized_zero", 0, state_path=tmp_path / "a",
+                          on_epoch=stop_after_first, progress=False)
+    # the epoch-0 state was saved before the interruption? on_epoch runs first: nothing saved yet
+    net_res, curves_res = T.train_amortized(clf, x, LOSS, UNET, cfg, "normalized_zero", 0, state_path=tmp_path / "a",
+                                            progress=False)
+    for a, b in zip(net_full.state_dict().values(), net_res.state_dict().values()):
+        assert torch.equal(a, b)
+    assert curves_res["total"] == curves_full["total"]
+
+
+def test_amortized_resume_from_saved_epoch(clf, tmp_path, monkeypatch):
+    x = torch.randn(10, 1, 8, 8)
+    cfg = AmortizedParams(lr=1e-2, epochs=3, batch_size=4)
+    net_full, _ = T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 1, progress=False)
+    real_save = T._save_state
+
+    def crash_on_second_save(path, state):
+        real_save(path, state)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(T, "_save_state", crash_on_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 1, state_path=tmp_path / "a", progress=False)
+    monkeypatch.setattr(T, "_save_state", real_save)
+    assert torch.load(tmp_path / "a", weights_only=False)["epoch"] == 2
+    net_res, _ = T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 1, state_path=tmp_path / "a", progress=False)
+    for a, b in zip(net_full.state_dict().values(), net_res.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_state_from_other_settings_is_not_resumed(clf, tmp_path):
+    x = torch.randn(2, 1, 8, 8)
+    T.explain_per_image(clf, x, LOSS, UNET, StepsParams(lr=1e-2, steps=2), "black", 0, state_path=tmp_path / "s",
+                        progress=False)
+    other = T.explain_per_image(clf, x, LOSS, UNET, StepsParams(lr=1e-2, steps=3), "black", 0,
+                                state_path=tmp_path / "s", progress=False)
+    assert len(other.curves["total"]) == 3
+
+
+def test_explainer_checkpoint_round_trip_and_mismatch(clf, tmp_path):
+    net = T.build_unet(clf, UNET)
+    run = ExplainerRun(classifier="toy", dataset="mnist", preset="p", fill="black", unet=UNET, eval_images=2,
+                       amortized=AmortizedParams(lr=1e-3, epochs=1, batch_size=2))
+    save_explainer(tmp_path / "e.pt", net, run, LOSS, clf)
+    loaded, meta = load_explainer(tmp_path / "e.pt", clf)
+    assert meta["classifier"] == "toy" and meta["loss"]["weights"]["area"] == 5
+    import numpy as np
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 1), dtype=np.uint8)
+    soft, hard = masks_for(clf, loaded, imgs)
+    assert soft.shape == (3, 1, 8, 8) and set(hard.unique().tolist()) <= {0.0, 1.0}
+    other = Classifier("other", clf.model, 16, 1, (0.0,), (1.0,), clf.taps, clf.class_names)
+    with pytest.raises(ValueError, match="explains toy at 8 px, not other at 16 px"):
+        load_explainer(tmp_path / "e.pt", other)
