@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from actmatch.device import resolve_device
 from actmatch.explainer.api import summarize
 from actmatch.explainer.outputs import eval_split, write_config, write_masks, write_summary
 from actmatch.explainer.train import explain_per_image
-from actmatch.io import atomic_dir
+from actmatch.io import atomic_dir, write_json
 from actmatch.runner import run_stage
 
 
@@ -44,8 +45,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     idx = eval_split(ds, run.eval_images, params.seed)
     x = clf.preprocess_batch([ds.images[i] for i in idx]).to(device)
     state = Path(args.state)
+    start = time.perf_counter()
     res = explain_per_image(clf, x, loss, run.unet, run.per_image, run.fill, params.seed, state_path=state,
                             progress=not args.no_progress)
+    seconds = time.perf_counter() - start
     ids = [str(ds.index["id"].iloc[i]) for i in idx]
     out = Path(args.out)
     summary = summarize(clf, x, res.soft, run.fill, ids, ds.labels[idx], res.final).assign(regime="per_image")
@@ -53,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_masks(tmp / "masks.npz", ids, per_image=res.soft)
         write_summary(tmp / "summary.csv", [summary])
         write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=params.seed)
+        write_json(tmp / "timing.json", {"seconds": seconds, "seconds_per_image": seconds / len(idx),
+                                         "device": str(device)})
     with Live(dir=str(out / "live"), save_dvc_exp=False, dvcyaml=False) as live:
         for step in range(len(res.curves["total"])):  # mean over images at each step
             for k, v in res.curves.items():

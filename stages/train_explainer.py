@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from actmatch.device import resolve_device
 from actmatch.explainer.api import save_explainer, summarize
 from actmatch.explainer.outputs import eval_split, write_config, write_masks, write_summary
 from actmatch.explainer.train import explain_per_image, predict_masks, train_amortized
-from actmatch.io import atomic_dir
+from actmatch.io import atomic_dir, write_json
 from actmatch.runner import run_stage
 
 
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     x = clf.preprocess_batch([ds.images[i] for i in idx]).to(device)
     ids = [str(ds.index["id"].iloc[i]) for i in idx]
     state, out = Path(args.state), Path(args.out)
+    start = time.perf_counter()
     with Live(dir=str(out / "live"), save_dvc_exp=False, dvcyaml=False, resume=state.with_suffix(".amortized").exists()) as live:
         def on_epoch(epoch: int, means: dict[str, float]) -> None:
             for k, v in means.items():
@@ -52,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             live.next_step()
         net, _ = train_amortized(clf, x_train, loss, run.unet, run.amortized, run.fill, seed,
                                  state_path=state.with_suffix(".amortized"), on_epoch=on_epoch, progress=prog)
+        t_train = time.perf_counter() - start
+        t0 = time.perf_counter()
         masks = {"amortized": predict_masks(clf, net, x, loss, run.fill, seed)}
+        t_pred = time.perf_counter() - t0
         if run.finetune is not None:
             masks["finetune"] = explain_per_image(clf, x, loss, run.unet, run.finetune, run.fill, seed,
                                                   init_state=net.state_dict(), state_path=state.with_suffix(".finetune"),
@@ -68,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_masks(tmp / "masks.npz", ids, **{k: r.soft for k, r in masks.items()})
         write_summary(tmp / "summary.csv", frames)
         write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed)
+        write_json(tmp / "timing.json", {"train_seconds": t_train, "amortized_ms_per_image": 1000 * t_pred / len(idx),
+                                         "total_seconds": time.perf_counter() - start, "device": str(device)})
     for suffix in (".amortized", ".finetune"):
         state.with_suffix(suffix).unlink(missing_ok=True)
 

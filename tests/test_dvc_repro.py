@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
@@ -42,6 +44,11 @@ def repo(tmp_path_factory):
     p["train_classifier"]["runs"] = {"mnist_cnn-mnist": {"arch": "mnist_cnn", "dataset": "mnist"},
                                      "small_resnet-cluttered_mnist": {"arch": "small_resnet",
                                                                       "dataset": "cluttered_mnist"}}
+    ex = p["explainer"]
+    ex["amortized_runs"]["mnist_cnn-mnist"].update(eval_images=8, finetune={"lr": 1e-3, "steps": 2})
+    ex["amortized_runs"]["mnist_cnn-mnist"]["amortized"].update(epochs=1, max_train=64)
+    ex["per_image_runs"]["mnist_cnn-mnist"].update(eval_images=2, per_image={"lr": 1e-3, "steps": 3})
+    ex["per_image_runs"]["efficientnet_lite0-photos"].update(eval_images=1, per_image={"lr": 1e-3, "steps": 2})
     yaml.dump(p, work / "params.yaml")
     _dvc(work, "init", "--no-scm", "-q")
     _dvc(work, "config", "core.analytics", "false")
@@ -53,21 +60,30 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     out = _dvc(repo, "repro")
     for stage in ("download_data@mnist", "download_data@photos", "make_cluttered_mnist",
                   "download_classifier@efficientnet_lite0", "train_classifier@mnist_cnn-mnist",
-                  "train_classifier@small_resnet-cluttered_mnist"):
+                  "train_classifier@small_resnet-cluttered_mnist", "train_explainer@mnist_cnn-mnist",
+                  "explain_images@mnist_cnn-mnist", "explain_images@efficientnet_lite0-photos"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
     flat = json.dumps(metrics)
     assert "test_accuracy" in flat and (repo / "dvc.lock").is_file()
     assert (repo / "results/classifiers/mnist_cnn-mnist/model/model.pt").is_file()
+    masks = np.load(repo / "results/explainers/mnist_cnn-mnist/model/masks.npz")
+    assert masks["amortized_soft"].shape == (8, 28, 28) and masks["finetune_hard"].dtype == bool
+    photos = pd.read_csv(repo / "results/explanations/efficientnet_lite0-photos/masks/summary.csv")
+    assert list(photos["id"]) == ["chelsea"] and photos.loc[0, "class_name"] == "Egyptian cat"
 
     again = _dvc(repo, "repro")
     assert "Running stage" not in again
 
     yaml = YAML(typ="safe", pure=True)
     p = yaml.load((repo / "params.yaml").read_text())
-    p["train_classifier"]["runs"]["mnist_cnn-mnist"]["epochs"] = 2
+    p["train_classifier"]["runs"]["small_resnet-cluttered_mnist"]["epochs"] = 2
     yaml.dump(p, repo / "params.yaml")
     status = json.loads(_dvc(repo, "status", "--json"))
-    assert list(status) == ["train_classifier@mnist_cnn-mnist"]
+    assert list(status) == ["train_classifier@small_resnet-cluttered_mnist"]
     third = _dvc(repo, "repro")
-    assert third.count("Running stage") == 1 and "Running stage 'train_classifier@mnist_cnn-mnist'" in third
+    assert third.count("Running stage") == 1 and "Running stage 'train_classifier@small_resnet-cluttered_mnist'" in third
+
+    p["explainer"]["per_image_runs"]["mnist_cnn-mnist"]["per_image"]["steps"] = 4
+    yaml.dump(p, repo / "params.yaml")
+    assert list(json.loads(_dvc(repo, "status", "--json"))) == ["explain_images@mnist_cnn-mnist"]

@@ -206,6 +206,9 @@ class StepsParams(_Strict):
 
     lr: float = Field(gt=0)
     steps: int = Field(ge=1)
+    # last: the mask after the final step (the paper); smallest_kept: of the masks seen during the
+    # run that keep the label, the one with the smallest hard area (ours; falls back to last)
+    select: Literal["last", "smallest_kept"] = "last"
 
 
 class AmortizedParams(_Strict):

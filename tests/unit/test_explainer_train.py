@@ -117,3 +117,16 @@ def test_explainer_checkpoint_round_trip_and_mismatch(clf, tmp_path):
     other = Classifier("other", clf.model, 16, 1, (0.0,), (1.0,), clf.taps, clf.class_names)
     with pytest.raises(ValueError, match="explains toy at 8 px, not other at 16 px"):
         load_explainer(tmp_path / "e.pt", other)
+
+
+def test_smallest_kept_selection_never_loses_a_label_that_was_kept(clf):
+    x = torch.randn(3, 1, 8, 8)
+    loss = LOSS.model_copy(update={"weights": LOSS.weights.model_copy(update={"area": 50.0})})
+    last = T.explain_per_image(clf, x, loss, UNET, StepsParams(lr=3e-2, steps=12), "black", 0, progress=False)
+    best = T.explain_per_image(clf, x, loss, UNET, StepsParams(lr=3e-2, steps=12, select="smallest_kept"), "black", 0,
+                               progress=False)
+    assert (best.final["kept"] >= last.final["kept"]).all()
+    # same optimization path: where the last mask keeps the label, the selected one is no larger
+    both = (best.final["kept"] > 0) & (last.final["kept"] > 0)
+    assert (best.final["area_hard"][both] <= last.final["area_hard"][both] + 1e-12).all()
+    assert best.curves["total"] == last.curves["total"]

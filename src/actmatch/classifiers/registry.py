@@ -161,7 +161,7 @@ class Classifier:
             arr = arr[..., None]
         if arr.dtype != np.uint8 or arr.ndim != 3:
             raise ValueError(f"expected a uint8 (H, W[, C]) image, got {arr.dtype} {arr.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+        x = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 255.0  # writable copy
         if x.shape[0] == 4:
             x = x[:3]
         if x.shape[0] == 1 and self.in_channels == 3:

@@ -103,6 +103,7 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
         opt = torch.optim.Adam(net.parameters(), lr=steps.lr)
         xi, bi, ri = x[i:i + 1], baseline[i:i + 1], ref.index(slice(i, i + 1))
         curve = {k: [] for k in LOGGED}
+        best: tuple[float, torch.Tensor] | None = None  # (hard area, soft mask): smallest non-empty mask that kept y
         for _ in range(steps.steps):
             p = soft_mask(net(xi))
             terms = loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)
@@ -114,8 +115,15 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
             for k in LOGGED:
                 if k in terms:
                     curve[k].append(float(terms[k].detach()[0]))
+            area = float(terms["area_hard"][0])
+            if steps.select == "smallest_kept" and terms["kept"][0] > 0 and 0 < area and (best is None or area < best[0]):
+                best = (area, p.detach().clone())
         with torch.no_grad():
             p = soft_mask(net(xi))
+            if best is not None:
+                last_kept = bool(loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)["kept"][0] > 0)
+                if not last_kept or best[0] < float((p > 0.5).float().mean()):
+                    p = best[1]
         final = _final_terms(clf, xi, ri, p, loss, bi, gen)
         state["done"].append({"soft": p.cpu().float(), "final": final})
         state["curves"].append(curve)
