@@ -17,7 +17,7 @@ from actmatch.config import load_params
 from actmatch.data import load_dataset
 from actmatch.device import resolve_device
 from actmatch.explainer.api import summarize
-from actmatch.explainer.outputs import eval_split, write_config, write_masks, write_summary
+from actmatch.explainer.outputs import curves_figure, eval_split, write_config, write_masks, write_summary
 from actmatch.explainer.train import explain_per_image
 from actmatch.io import atomic_dir, write_json
 from actmatch.runner import run_stage
@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for k, v in res.curves.items():
                 live.log_metric(f"per_image/{k}", v[step])
             live.next_step()
+        live.log_image("curves.png", curves_figure(res.curves, "step (mean over images)"))
         live.summary.update(kept=float(summary["kept"].mean()), median_area=float(summary["area"].median()),
                             n=len(summary))
     state.unlink(missing_ok=True)

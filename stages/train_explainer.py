@@ -18,7 +18,7 @@ from actmatch.config import load_params
 from actmatch.data import load_dataset
 from actmatch.device import resolve_device
 from actmatch.explainer.api import save_explainer, summarize
-from actmatch.explainer.outputs import eval_split, write_config, write_masks, write_summary
+from actmatch.explainer.outputs import curves_figure, eval_split, write_config, write_masks, write_summary
 from actmatch.explainer.train import explain_per_image, predict_masks, train_amortized
 from actmatch.io import atomic_dir, write_json
 from actmatch.runner import run_stage
@@ -52,9 +52,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             for k, v in means.items():
                 live.log_metric(f"amortized/{k}", v)
             live.next_step()
-        net, _ = train_amortized(clf, x_train, loss, run.unet, run.amortized, run.fill, seed,
+        net, curves = train_amortized(clf, x_train, loss, run.unet, run.amortized, run.fill, seed,
                                  state_path=state.with_suffix(".amortized"), on_epoch=on_epoch, progress=prog)
         t_train = time.perf_counter() - start
+        live.log_image("curves.png", curves_figure(curves, "epoch"))
         t0 = time.perf_counter()
         masks = {"amortized": predict_masks(clf, net, x, loss, run.fill, seed)}
         t_pred = time.perf_counter() - t0
