@@ -157,4 +157,4 @@ def test_reference_is_one_forward_with_taps_removed(setup):
     assert all(not m._forward_hooks for m in clf.modules())  # removed on exit
     with pytest.raises(KeyError, match="tap 'block9' is not a submodule"):
         with tapped(clf, ["block9"]):
-            pass
+            raise AssertionError("tapped() should have refused the unknown tap")
