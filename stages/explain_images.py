@@ -1,6 +1,7 @@
 """DVC stage ``explain_images@<run>``: the paper's per-image regime (a fresh U-Net per image) on
-the first ``eval_images`` test images; masks, per-image summary, curves and resolved config
-under results/explanations/<run>/{masks,live}/. Resumes image by image after an interruption."""
+the first ``eval_images`` test images; masks (named by the run's ``regime``), per-image summary and
+resolved config in --out (results/explainers/<classifier>-<dataset>/<regime>/), curves in --live.
+Resumes image by image after an interruption."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from actmatch.config import load_params
 from actmatch.data import load_dataset
 from actmatch.device import resolve_device
 from actmatch.explainer.api import summarize
-from actmatch.explainer.outputs import curves_figure, eval_split, write_config, write_masks, write_summary
+from actmatch.explainer.outputs import eval_split, write_config, write_masks, write_summary
 from actmatch.explainer.train import explain_per_image
 from actmatch.io import atomic_dir, write_json
+from actmatch.report.figures import training_curves
 from actmatch.runner import run_stage
 
 
@@ -29,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--classifier", required=True, help="classifier folder")
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--live", required=True, help="dvclive folder")
     ap.add_argument("--state", required=True, help="resume file (kept only while the run is unfinished)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--no-progress", action="store_true")
@@ -51,19 +54,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     seconds = time.perf_counter() - start
     ids = [str(ds.index["id"].iloc[i]) for i in idx]
     out = Path(args.out)
-    summary = summarize(clf, x, res.soft, run.fill, ids, ds.labels[idx], res.final).assign(regime="per_image")
-    with atomic_dir(out / "masks") as tmp:
-        write_masks(tmp / "masks.npz", ids, per_image=res.soft)
+    summary = summarize(clf, x, res.soft, run.fill, ids, ds.labels[idx], res.final).assign(regime=run.regime)
+    with atomic_dir(out) as tmp:
+        write_masks(tmp / "masks.npz", ids, **{run.regime: res.soft})
         write_summary(tmp / "summary.csv", [summary])
         write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=params.seed)
         write_json(tmp / "timing.json", {"seconds": seconds, "seconds_per_image": seconds / len(idx),
                                          "device": str(device)})
-    with Live(dir=str(out / "live"), save_dvc_exp=False, dvcyaml=False) as live:
+    with Live(dir=args.live, save_dvc_exp=False, dvcyaml=False) as live:
         for step in range(len(res.curves["total"])):  # mean over images at each step
             for k, v in res.curves.items():
                 live.log_metric(f"per_image/{k}", v[step])
             live.next_step()
-        live.log_image("curves.png", curves_figure(res.curves, "step (mean over images)"))
+        live.log_image("curves.png", training_curves(res.curves, "step (mean over images)"))
         live.summary.update(kept=float(summary["kept"].mean()), median_area=float(summary["area"].median()),
                             n=len(summary))
     state.unlink(missing_ok=True)

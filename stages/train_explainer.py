@@ -1,7 +1,7 @@
 """DVC stage ``train_explainer@<run>``: one U-Net per classifier trained over the train split
 (amortized regime), masks for the held-out evaluation images in one forward pass, and the
 finetune regime (k per-image steps from the amortized net). Checkpoint, masks, summary and
-config under results/explainers/<run>/model/, curves under .../live/. Resumes by epoch."""
+config in --out (results/explainers/<run>/amortized/), curves in --live. Resumes by epoch."""
 
 from __future__ import annotations
 
@@ -18,15 +18,16 @@ from actmatch.config import load_params
 from actmatch.data import load_dataset
 from actmatch.device import resolve_device
 from actmatch.explainer.api import save_explainer, summarize
-from actmatch.explainer.outputs import curves_figure, eval_split, write_config, write_masks, write_summary
+from actmatch.explainer.outputs import eval_split, write_config, write_masks, write_summary
 from actmatch.explainer.train import explain_per_image, predict_masks, train_amortized
 from actmatch.io import atomic_dir, write_json
+from actmatch.report.figures import training_curves
 from actmatch.runner import run_stage
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    for flag in ("--run", "--classifier", "--data", "--out", "--state"):
+    for flag in ("--run", "--classifier", "--data", "--out", "--live", "--state"):
         ap.add_argument(flag, required=True)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--no-progress", action="store_true")
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ids = [str(ds.index["id"].iloc[i]) for i in idx]
     state, out = Path(args.state), Path(args.out)
     start = time.perf_counter()
-    with Live(dir=str(out / "live"), save_dvc_exp=False, dvcyaml=False, resume=state.with_suffix(".amortized").exists()) as live:
+    with Live(dir=args.live, save_dvc_exp=False, dvcyaml=False, resume=state.with_suffix(".amortized").exists()) as live:
         def on_epoch(epoch: int, means: dict[str, float]) -> None:
             for k, v in means.items():
                 live.log_metric(f"amortized/{k}", v)
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         net, curves = train_amortized(clf, x_train, loss, run.unet, run.amortized, run.fill, seed,
                                  state_path=state.with_suffix(".amortized"), on_epoch=on_epoch, progress=prog)
         t_train = time.perf_counter() - start
-        live.log_image("curves.png", curves_figure(curves, "epoch"))
+        live.log_image("curves.png", training_curves(curves, "epoch"))
         t0 = time.perf_counter()
         masks = {"amortized": predict_masks(clf, net, x, loss, run.fill, seed)}
         t_pred = time.perf_counter() - t0
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             regime = f["regime"].iloc[0]
             live.summary[regime] = {"kept": float(f["kept"].mean()), "median_area": float(f["area"].median()),
                                     "n": len(f)}
-    with atomic_dir(out / "model") as tmp:
+    with atomic_dir(out) as tmp:
         save_explainer(tmp / "explainer.pt", net.cpu(), run, loss, clf, {"train_images": len(train)})
         write_masks(tmp / "masks.npz", ids, **{k: r.soft for k, r in masks.items()})
         write_summary(tmp / "summary.csv", frames)

@@ -49,6 +49,13 @@ def repo(tmp_path_factory):
     ex["amortized_runs"]["mnist_cnn-mnist"]["amortized"].update(epochs=1, max_train=64)
     ex["per_image_runs"]["mnist_cnn-mnist"].update(eval_images=2, per_image={"lr": 1e-3, "steps": 3})
     ex["per_image_runs"]["efficientnet_lite0-photos"].update(eval_images=1, per_image={"lr": 1e-3, "steps": 2})
+    ex["per_image_runs"]["mnist_cnn-mnist-paper"].update(eval_images=2, per_image={"lr": 5e-5, "steps": 2})
+    ex["amortized_runs"]["small_resnet-cluttered_mnist"].update(eval_images=6, finetune={"lr": 1e-3, "steps": 1})
+    ex["amortized_runs"]["small_resnet-cluttered_mnist"]["amortized"].update(epochs=1, max_train=16)
+    ev = p["evaluate"]["defaults"]
+    ev.update(curve_steps=4, perturb_draws=1, bootstrap=100, cost_images=1, budgets=[0.5, 0.1])
+    ev["baselines"].update(rise={"masks": 16}, extremal={"steps": 2}, integrated_gradients={"steps": 4})
+    p["evaluate"]["runs"]["efficientnet_lite0-photos"]["baselines"] = {"occlusion": {"window": 0.5}}
     yaml.dump(p, work / "params.yaml")
     _dvc(work, "init", "--no-scm", "-q")
     _dvc(work, "config", "core.analytics", "false")
@@ -61,16 +68,27 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     for stage in ("download_data@mnist", "download_data@photos", "make_cluttered_mnist",
                   "download_classifier@efficientnet_lite0", "train_classifier@mnist_cnn-mnist",
                   "train_classifier@small_resnet-cluttered_mnist", "train_explainer@mnist_cnn-mnist",
-                  "explain_images@mnist_cnn-mnist", "explain_images@efficientnet_lite0-photos"):
+                  "explain_images@mnist_cnn-mnist", "explain_images@efficientnet_lite0-photos",
+                  "explain_images@mnist_cnn-mnist-paper", "train_explainer@small_resnet-cluttered_mnist",
+                  "evaluate@mnist_cnn-mnist", "evaluate@small_resnet-cluttered_mnist", "evaluate@efficientnet_lite0-photos"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
     flat = json.dumps(metrics)
     assert "test_accuracy" in flat and (repo / "dvc.lock").is_file()
     assert (repo / "results/classifiers/mnist_cnn-mnist/model/model.pt").is_file()
-    masks = np.load(repo / "results/explainers/mnist_cnn-mnist/model/masks.npz")
+    masks = np.load(repo / "results/explainers/mnist_cnn-mnist/amortized/masks.npz")
     assert masks["amortized_soft"].shape == (8, 28, 28) and masks["finetune_hard"].dtype == bool
-    photos = pd.read_csv(repo / "results/explanations/efficientnet_lite0-photos/masks/summary.csv")
+    photos = pd.read_csv(repo / "results/explainers/efficientnet_lite0-photos/per_image/summary.csv")
     assert list(photos["id"]) == ["chelsea"] and photos.loc[0, "class_name"] == "Egyptian cat"
+    m = json.loads((repo / "results/metrics/mnist_cnn-mnist.json").read_text())["methods"]
+    assert set(m) == {"ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_paper", "gradcam",
+                      "gradcam_pp", "integrated_gradients", "occlusion", "rise", "extremal", "random", "centre"}
+    assert m["ours:amortized"]["kept"]["n"] == 8 and m["ours:per_image"]["kept"]["n"] == 2
+    assert m["gradcam"]["area"]["mean"] == pytest.approx(m["ours:amortized"]["area"]["mean"], abs=1 / 784)
+    clutter = json.loads((repo / "results/metrics/small_resnet-cluttered_mnist.json").read_text())["methods"]
+    assert 0.0 <= clutter["rise"]["pointing"]["mean"] <= 1.0 and "pointing" not in m["rise"]
+    per_image = pd.read_csv(repo / "results/metrics/efficientnet_lite0-photos/per_image.csv")
+    assert set(per_image["id"]) == {"chelsea"} and len(per_image) == 9  # per_image + 8 baselines
 
     again = _dvc(repo, "repro")
     assert "Running stage" not in again
@@ -82,7 +100,9 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     status = json.loads(_dvc(repo, "status", "--json"))
     assert list(status) == ["train_classifier@small_resnet-cluttered_mnist"]
     third = _dvc(repo, "repro")
-    assert third.count("Running stage") == 1 and "Running stage 'train_classifier@small_resnet-cluttered_mnist'" in third
+    ran = {line.split("'")[1] for line in third.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train_classifier@small_resnet-cluttered_mnist", "train_explainer@small_resnet-cluttered_mnist",
+                   "evaluate@small_resnet-cluttered_mnist"}      # that classifier and what builds on it, only
 
     p["explainer"]["per_image_runs"]["mnist_cnn-mnist"]["per_image"]["steps"] = 4
     yaml.dump(p, repo / "params.yaml")

@@ -18,6 +18,7 @@ __all__ = [
     "ParamsError",
     "Params",
     "TrainRunConfig",
+    "EvaluateRunConfig",
     "load_params",
     "parse_params",
     "SOURCE_DATASETS",
@@ -35,6 +36,7 @@ SOURCE_DATASETS: tuple[str, ...] = get_args(SourceDataset)
 PRETRAINED_CLASSIFIERS: tuple[str, ...] = get_args(PretrainedClassifier)
 TRAINABLE_ARCHS: tuple[str, ...] = get_args(TrainableArch)
 RUN_KEY = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+$")
+PER_IMAGE_KEY = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+(-[a-z0-9_]+)?$")
 
 
 class ParamsError(ValueError):
@@ -230,6 +232,10 @@ class ExplainerRun(_Strict):
     per_image: StepsParams | None = None
     amortized: AmortizedParams | None = None
     finetune: StepsParams | None = None
+    # per-image runs only: the group of explainers evaluated together (an amortized run's key) and the
+    # regime's name in the tables; the masks go to results/explainers/<group>/<regime>
+    group: str | None = Field(default=None, pattern=r"^[a-z0-9_]+-[a-z0-9_]+$")
+    regime: str | None = Field(default=None, pattern=r"^per_image[a-z0-9_]*$")
 
     @model_validator(mode="after")
     def _finetune_needs_amortized(self) -> "ExplainerRun":
@@ -267,9 +273,87 @@ class ExplainerParams(_Strict):
                     raise ValueError(f"{kind}.{key}.preset: {run.preset!r} is not one of {sorted(self.presets)}")
                 if getattr(run, regime) is None:
                     raise ValueError(f"{kind}.{key}: needs a {regime!r} section")
-                if not RUN_KEY.match(key):
-                    raise ValueError(f"{kind}.{key}: run names look like '<classifier>-<dataset>'")
+                if not (RUN_KEY if regime == "amortized" else PER_IMAGE_KEY).match(key):
+                    raise ValueError(f"{kind}.{key}: run names look like '<classifier>-<dataset>'"
+                                     + ("" if regime == "amortized" else " or '<classifier>-<dataset>-<variant>'"))
+        groups: dict[str, tuple[str, str]] = {k: (r.classifier, r.dataset) for k, r in self.amortized_runs.items()}
+        seen: dict[tuple[str, str], str] = {}
+        for key, run in self.per_image_runs.items():
+            for field in ("group", "regime"):
+                if getattr(run, field) is None:
+                    raise ValueError(f"per_image_runs.{key}.{field}: required (the masks go to "
+                                     "results/explainers/<group>/<regime>; regime: per_image or per_image_<variant>)")
+            pair = groups.setdefault(run.group, (run.classifier, run.dataset))
+            if pair != (run.classifier, run.dataset):
+                raise ValueError(f"per_image_runs.{key}.group: group {run.group!r} explains {pair[0]} on {pair[1]}, "
+                                 f"not {run.classifier} on {run.dataset}")
+            if (run.group, run.regime) in seen:
+                raise ValueError(f"per_image_runs.{key}.regime: {run.regime!r} is already used by "
+                                 f"{seen[(run.group, run.regime)]!r} in group {run.group!r}")
+            seen[(run.group, run.regime)] = key
+        for key, run in self.amortized_runs.items():
+            if run.regime is not None or run.group is not None:
+                raise ValueError(f"amortized_runs.{key}: 'group' and 'regime' are for per-image runs (an amortized "
+                                 "run's group is its key; its regimes are 'amortized' and 'finetune')")
         return self
+
+    def groups(self) -> dict[str, tuple[str, str]]:
+        """Explainer groups → (classifier, dataset): amortized run keys and per-image runs' groups."""
+        out = {k: (r.classifier, r.dataset) for k, r in self.amortized_runs.items()}
+        out.update({r.group: (r.classifier, r.dataset) for r in self.per_image_runs.values()})
+        return out
+
+    def regimes(self, group: str) -> list[str]:
+        """The regime names the explainer stages write under results/explainers/<group>/."""
+        out = []
+        if group in self.amortized_runs:
+            out += ["amortized"] + (["finetune"] if self.amortized_runs[group].finetune is not None else [])
+        return out + [r.regime for r in self.per_image_runs.values() if r.group == group]
+
+
+BaselineName = Literal["gradcam", "gradcam_pp", "integrated_gradients", "occlusion", "rise", "extremal", "random",
+                       "centre"]
+Setting = int | float
+
+
+class EvaluateDefaults(_Strict):
+    """How the evaluate stage scores every method (method.md §5-6)."""
+
+    match_area: str  # the regime whose per-image hard-mask area every baseline is binarized to
+    max_images: int | None = Field(default=None, ge=1)  # first N images of match_area's set (None: all)
+    batch_size: int = Field(ge=1)
+    curve_steps: int = Field(ge=2)
+    perturb_draws: int = Field(ge=1)
+    budgets: list[Annotated[float, Field(gt=0, le=1)]] = Field(min_length=1)
+    max_pieces: int = Field(ge=1)
+    bootstrap: int = Field(ge=100)
+    cost_images: int = Field(ge=1)  # images each method explains one at a time for ms / peak memory
+    baselines: dict[BaselineName, dict[str, Setting]]
+
+
+class EvaluateRun(_Strict):
+    """One evaluation '<classifier>-<dataset>': every regime of ours found for the pair, plus the
+    baselines; unset fields come from ``evaluate.defaults`` (``baselines`` merges per method)."""
+
+    classifier: str
+    dataset: DatasetName
+    match_area: str | None = None
+    max_images: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+    cost_images: int | None = Field(default=None, ge=1)
+    baselines: dict[BaselineName, dict[str, Setting]] | None = None
+
+
+class EvaluateRunConfig(EvaluateDefaults):
+    name: str
+    classifier: str
+    dataset: DatasetName
+    seed: int
+
+
+class EvaluateParams(_Strict):
+    defaults: EvaluateDefaults
+    runs: dict[str, EvaluateRun] = Field(default_factory=dict)
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -296,6 +380,7 @@ class Params(_Strict):
     datasets: DatasetsParams
     train_classifier: TrainClassifierParams
     explainer: ExplainerParams
+    evaluate: EvaluateParams
 
     @field_validator("device")
     @classmethod
@@ -324,7 +409,33 @@ class Params(_Strict):
                 if run.dataset not in made:
                     raise ValueError(f"explainer.{kind}.{key}.dataset: {run.dataset!r} is not produced by "
                                      f"this pipeline (download.datasets: {self.download.datasets})")
+        groups = self.explainer.groups()
+        for key, run in self.evaluate.runs.items():
+            if key not in groups:
+                raise ValueError(f"evaluate.runs.{key}: not an explainer group (an amortized run's key or a per-image "
+                                 f"run's group); known: {sorted(groups)}")
+            if groups[key] != (run.classifier, run.dataset):
+                raise ValueError(f"evaluate.runs.{key}: its explainers explain {groups[key][0]} on {groups[key][1]}, "
+                                 f"not {run.classifier} on {run.dataset}")
+            regimes = self.explainer.regimes(key)
+            match = run.match_area or self.evaluate.defaults.match_area
+            if match not in regimes:
+                raise ValueError(f"evaluate.runs.{key}.match_area: {match!r} is not a regime produced for it; "
+                                 f"allowed: {regimes}")
         return self
+
+    def evaluate_run(self, name: str) -> EvaluateRunConfig:
+        """The run ``evaluate.runs[name]`` with defaults filled in (baseline settings merged per method)."""
+        if name not in self.evaluate.runs:
+            raise KeyError(f"evaluate.runs has no run {name!r}; known: {sorted(self.evaluate.runs)}")
+        run = self.evaluate.runs[name]
+        merged = self.evaluate.defaults.model_dump()
+        for k, v in run.model_dump().items():
+            if k == "baselines" and v is not None:
+                merged[k] = {**merged[k], **{m: {**merged[k].get(m, {}), **s} for m, s in v.items()}}
+            elif v is not None:
+                merged[k] = v
+        return EvaluateRunConfig(name=name, seed=self.seed, **merged)
 
     def train_run(self, name: str) -> TrainRunConfig:
         """The run ``train_classifier.runs[name]`` with defaults filled in."""

@@ -116,3 +116,29 @@ def test_yaml_12_floats_and_missing_file(tmp_path, root):
     (tmp_path / "bad.yaml").write_text("seed: [1,\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "bad.yaml")
+
+
+def test_evaluate_run_merges_defaults_and_baseline_settings(params_dict):
+    params_dict["evaluate"]["runs"]["mnist_cnn-mnist"]["baselines"] = {"rise": {"masks": 7}}
+    cfg = parse_params(params_dict).evaluate_run("mnist_cnn-mnist")
+    assert cfg.baselines["rise"] == {**params_dict["evaluate"]["defaults"]["baselines"]["rise"], "masks": 7}
+    assert cfg.match_area == "amortized" and cfg.seed == params_dict["seed"]
+    assert set(cfg.baselines) == set(params_dict["evaluate"]["defaults"]["baselines"])
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda p: p["evaluate"]["runs"].update(nope={"classifier": "mnist_cnn-mnist", "dataset": "mnist"}),
+     "evaluate.runs.nope: not an explainer group"),
+    (lambda p: p["evaluate"]["runs"]["mnist_cnn-mnist"].update(match_area="per_image_x"),
+     "match_area: 'per_image_x' is not a regime produced for it; allowed: ['amortized', 'finetune', 'per_image'"),
+    (lambda p: p["evaluate"]["runs"]["mnist_cnn-mnist"].update(dataset="cluttered_mnist"),
+     "its explainers explain mnist_cnn-mnist on mnist, not mnist_cnn-mnist on cluttered_mnist"),
+    (lambda p: p["evaluate"]["defaults"]["baselines"].update(gradcam3={}), "evaluate.defaults.baselines.gradcam3"),
+    (lambda p: p["explainer"]["per_image_runs"]["mnist_cnn-mnist"].pop("group"),
+     "per_image_runs.mnist_cnn-mnist.group: required"),
+    (lambda p: p["explainer"]["per_image_runs"]["mnist_cnn-mnist-paper"].update(regime="per_image"),
+     "'per_image' is already used by 'mnist_cnn-mnist'"),
+])
+def test_evaluate_and_group_errors_name_the_key(params_dict, change, expected):
+    change(params_dict)
+    assert expected in _error(params_dict)

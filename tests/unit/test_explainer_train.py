@@ -132,9 +132,9 @@ def test_smallest_kept_selection_never_loses_a_label_that_was_kept(clf):
     assert best.curves["total"] == last.curves["total"]
 
 
-def test_curves_figure_has_one_panel_per_logged_quantity():
-    from actmatch.explainer.outputs import curves_figure
-    fig = curves_figure({"total": [3.0, 2.0, 1.0], "area": [0.5, 0.4, 0.3], "nec": []}, "step")
+def test_training_curves_has_one_panel_per_logged_quantity():
+    from actmatch.report.figures import training_curves
+    fig = training_curves({"total": [3.0, 2.0, 1.0], "area": [0.5, 0.4, 0.3], "nec": []}, "step")
     drawn = [ax for ax in fig.axes if ax.lines]
     assert [ax.get_title() for ax in drawn] == ["total", "area"]
     assert list(drawn[0].lines[0].get_ydata()) == [3.0, 2.0, 1.0]

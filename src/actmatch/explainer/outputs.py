@@ -36,26 +36,3 @@ def write_config(path: Path, run: ExplainerRun, loss: LossConfig, **extra: objec
 
 def write_summary(path: Path, frames: list[pd.DataFrame]) -> None:
     pd.concat(frames, ignore_index=True).to_csv(path, index=False, float_format="%.6g")
-
-
-def curves_figure(curves: dict[str, list[float]], xlabel: str):
-    """Small multiples of every logged quantity against step or epoch (a matplotlib Figure), so the
-    training curves can be looked at offline as a PNG (``dvc plots show`` HTML needs the web)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in curves if curves[k]]
-    cols = 4
-    rows = (len(keys) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    for ax, k in zip(axes.flat, keys):
-        ax.plot(range(len(curves[k])), curves[k], lw=1.2)
-        ax.set_title(k, fontsize=9)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.axis("off")
-    fig.tight_layout()
-    return fig

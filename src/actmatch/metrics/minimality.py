@@ -1,0 +1,71 @@
+"""Minimality (method.md §5): how little of the image the explanation keeps.
+
+* area = mean(m) of the hard mask;
+* crispness = mean p(1 − p) of the soft mask before thresholding (0 = binary, 0.25 = flat 0.5);
+* minimal sufficient budget p* = the smallest fraction in ``budgets`` at which the top-ranked
+  pixels of the soft map alone still keep the label (1.0 when none does);
+* removable-patch test: 1 when some 8-connected piece of the hard mask can be dropped and the
+  label is still kept — i.e. the mask was not minimal. To bound the cost, only the
+  ``max_pieces`` smallest pieces of each mask are tried (small pieces are the likeliest to be
+  removable); a mask with no piece scores 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from actmatch.explainer.unet import apply_mask
+from actmatch.metrics.curves import top_fraction_masks
+from actmatch.metrics.fidelity import Model, predict_logits
+
+__all__ = ["area", "crispness", "minimal_budget", "removable_patch", "BUDGETS"]
+
+BUDGETS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)
+
+
+def area(masks: torch.Tensor) -> torch.Tensor:
+    """Fraction of kept pixels ``(B,)``."""
+    return masks.float().mean((1, 2, 3))
+
+
+def crispness(soft: torch.Tensor) -> torch.Tensor:
+    """mean p(1 − p) ``(B,)``; lower is crisper."""
+    return (soft * (1.0 - soft)).mean((1, 2, 3))
+
+
+def minimal_budget(model: Model, x: torch.Tensor, ranks: torch.Tensor, baseline: torch.Tensor, y: torch.Tensor,
+                   budgets: Sequence[float] = BUDGETS, batch_size: int = 256) -> torch.Tensor:
+    """p* ``(B,)``: the smallest budget whose top-ranked pixels keep label ``y``; 1.0 if none does."""
+    best = torch.ones(len(x), dtype=x.dtype, device=x.device)
+    for b in budgets:
+        e = apply_mask(x, top_fraction_masks(ranks, b), baseline)
+        kept = predict_logits(model, e, batch_size).argmax(1) == y
+        best = torch.where(kept, torch.minimum(best, torch.full_like(best, b)), best)
+    return best
+
+
+def _pieces(mask: np.ndarray, max_pieces: int) -> list[np.ndarray]:
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    keep = np.argsort(sizes, kind="stable")[:max_pieces] + 1
+    return [labels == k for k in keep]
+
+
+def removable_patch(model: Model, x: torch.Tensor, masks: torch.Tensor, baseline: torch.Tensor, y: torch.Tensor,
+                    max_pieces: int = 16, batch_size: int = 256) -> torch.Tensor:
+    """1.0 per image ``(B,)`` when dropping one 8-connected piece of the hard mask keeps ``y``."""
+    out = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+    hard = masks[:, 0].detach().cpu().numpy() > 0.5
+    for i in range(len(x)):
+        pieces = _pieces(hard[i], max_pieces)
+        if not pieces:
+            continue
+        drop = torch.from_numpy(np.stack(pieces)).to(x)[:, None]        # (P, 1, H, W)
+        m = (masks[i:i + 1] * (1.0 - drop))
+        e = apply_mask(x[i:i + 1].expand(len(m), -1, -1, -1), m, baseline[i:i + 1].expand(len(m), -1, -1, -1))
+        out[i] = float((predict_logits(model, e, batch_size).argmax(1) == y[i]).any())
+    return out

@@ -1,0 +1,1 @@
+"""Tables and figures built from ``results/`` only (functions return DataFrames and Figures)."""
