@@ -28,9 +28,18 @@ def _dvc(cwd: Path, *args: str) -> str:
     return res.stdout + res.stderr
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("repo")
+FIRST_RUN: dict[str, bytes] = {}  # metrics files of the first fresh run, compared with a second one
+
+
+def _metric_files(repo: Path) -> dict[str, bytes]:
+    """Every metrics file a run writes except the timings (cost.json varies by nature)."""
+    files = [*repo.glob("results/metrics/*.json"), *repo.glob("results/*/*/live/metrics.json"),
+             *repo.glob("results/explainers/*/live/*/metrics.json"), *repo.glob("results/metrics/*/per_image.csv")]
+    return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(files)}
+
+
+def _make_repo(work: Path) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, work / name)
     shutil.copytree(ROOT / "stages", work / "stages")
@@ -63,6 +72,11 @@ def repo(tmp_path_factory):
     return work
 
 
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return _make_repo(tmp_path_factory.mktemp("repo"))
+
+
 def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     out = _dvc(repo, "repro")
     for stage in ("download_data@mnist", "download_data@photos", "make_cluttered_mnist",
@@ -90,6 +104,7 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     per_image = pd.read_csv(repo / "results/metrics/efficientnet_lite0-photos/per_image.csv")
     assert set(per_image["id"]) == {"chelsea"} and len(per_image) == 9  # per_image + 8 baselines
 
+    FIRST_RUN.update(_metric_files(repo))
     again = _dvc(repo, "repro")
     assert "Running stage" not in again
 
@@ -107,3 +122,14 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     p["explainer"]["per_image_runs"]["mnist_cnn-mnist"]["per_image"]["steps"] = 4
     yaml.dump(p, repo / "params.yaml")
     assert list(json.loads(_dvc(repo, "status", "--json"))) == ["explain_images@mnist_cnn-mnist"]
+
+
+def test_a_second_fresh_run_gives_byte_identical_metrics(tmp_path):
+    if not FIRST_RUN:
+        pytest.skip("needs the first end-to-end run of this module")
+    second = _make_repo(tmp_path / "second")
+    _dvc(second, "repro")
+    files = _metric_files(second)
+    assert len(files) >= 10 and set(files) == set(FIRST_RUN)
+    different = [name for name in files if files[name] != FIRST_RUN[name]]
+    assert not different, f"these differ between two fresh runs: {different}"

@@ -145,7 +145,7 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg:
             if saved.get("key") == key:
                 results[name] = saved["result"]
                 continue
-        log.info("scoring %s on %d images", name, len(ids))
+        log.info("scoring %s", name)
         if name.startswith(OURS):
             reg = regimes[name[len(OURS):]]
             pos = {k: j for j, k in enumerate(reg.ids)}

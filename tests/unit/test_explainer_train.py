@@ -138,3 +138,34 @@ def test_training_curves_has_one_panel_per_logged_quantity():
     drawn = [ax for ax in fig.axes if ax.lines]
     assert [ax.get_title() for ax in drawn] == ["total", "area"]
     assert list(drawn[0].lines[0].get_ydata()) == [3.0, 2.0, 1.0]
+
+
+def test_a_nan_loss_stops_training_names_the_term_and_keeps_the_last_good_epoch(clf, tmp_path, monkeypatch):
+    x = torch.randn(8, 1, 8, 8)
+    cfg = AmortizedParams(lr=1e-2, epochs=3, batch_size=4)
+    net_full, _ = T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 0, progress=False)
+    real, calls = T.loss_terms, {"n": 0}
+
+    def poisoned(*a, **k):
+        terms = real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == 3:              # epoch 2, batch 1 (two batches per epoch)
+            terms["tv"] = terms["tv"] * float("nan")
+        return terms
+    monkeypatch.setattr(T, "loss_terms", poisoned)
+    state = tmp_path / "s"
+    with pytest.raises(T.LossNotFiniteError, match=r"epoch 2, batch 1: term\(s\) tv; .*after epoch 1\) is kept"):
+        T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 0, state_path=state, progress=False)
+    assert torch.load(state, weights_only=False)["epoch"] == 1
+    monkeypatch.setattr(T, "loss_terms", real)
+    net_res, _ = T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 0, state_path=state, progress=False)
+    for a, b in zip(net_full.state_dict().values(), net_res.state_dict().values()):
+        assert torch.equal(a, b)                       # the rerun resumed from the good epoch
+
+
+def test_a_nan_loss_in_a_per_image_run_names_the_image_and_step(clf, monkeypatch):
+    real = T.loss_terms
+    monkeypatch.setattr(T, "loss_terms", lambda *a, **k: {**real(*a, **k), "act": torch.tensor([float("inf")])})
+    with pytest.raises(T.LossNotFiniteError, match=r"image 1, step 1: term\(s\) act"):
+        T.explain_per_image(clf, torch.randn(1, 1, 8, 8), LOSS, UNET, StepsParams(lr=1e-3, steps=2), "black", 0,
+                            progress=False)

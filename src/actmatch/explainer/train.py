@@ -30,7 +30,8 @@ from actmatch.explainer.objective import Reference, loss_terms, reference, weigh
 from actmatch.explainer.unet import UNet, fill_values, soft_mask
 from actmatch.io import atomic_path
 
-__all__ = ["MaskRun", "build_unet", "explain_per_image", "train_amortized", "predict_masks", "state_key"]
+__all__ = ["MaskRun", "build_unet", "explain_per_image", "train_amortized", "predict_masks", "state_key",
+           "LossNotFiniteError"]
 
 log = logging.getLogger(__name__)
 LOGGED = ("total", "act", "ce", "kl", "area", "bin", "tv", "rob", "nec", "area_hard", "kept")
@@ -44,6 +45,19 @@ class MaskRun:
     soft: torch.Tensor
     final: dict[str, np.ndarray]
     curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+class LossNotFiniteError(ValueError):
+    """The objective became NaN or infinite; the message names the term(s) and what was kept."""
+
+
+def _check_finite(terms: dict[str, torch.Tensor], total: torch.Tensor, where: str, kept: str) -> None:
+    """Stop before a non-finite loss reaches the optimizer (the weights stay at the last good step)."""
+    if torch.isfinite(total).all():
+        return
+    bad = [k for k, v in terms.items() if not torch.isfinite(v).all()] or ["total"]
+    raise LossNotFiniteError(f"the loss turned non-finite at {where}: term(s) {', '.join(bad)}; training stopped, "
+                             f"{kept}")
 
 
 def build_unet(clf: Classifier, cfg: UNetParams) -> UNet:
@@ -103,11 +117,14 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
         opt = torch.optim.Adam(net.parameters(), lr=steps.lr)
         xi, bi, ri = x[i:i + 1], baseline[i:i + 1], ref.index(slice(i, i + 1))
         curve = {k: [] for k in LOGGED}
+        kept_msg = (f"the {i} finished image(s) are kept in {state_path} for a rerun" if state_path
+                    else "nothing was saved (no state path)")
         best: tuple[float, torch.Tensor] | None = None  # (hard area, soft mask): smallest non-empty mask that kept y
         for _ in range(steps.steps):
             p = soft_mask(net(xi))
             terms = loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)
             total = weighted_total(terms, loss)
+            _check_finite(terms, total, f"image {i + 1}, step {len(curve['total']) + 1}", kept_msg)
             opt.zero_grad(set_to_none=True)
             total.sum().backward()
             opt.step()
@@ -166,11 +183,14 @@ def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UN
         net.train()
         perm = torch.randperm(len(x), generator=gen).to(x.device)
         sums: dict[str, float] = {}
+        kept_msg = (f"the last good checkpoint (after epoch {epoch}) is kept in {state_path}; a rerun resumes there"
+                    if state_path and epoch > 0 else "no epoch had finished, nothing was kept")
         for i in range(0, len(x), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
             p = soft_mask(net(x[idx]))
             terms = loss_terms(clf.model, clf.taps, x[idx], ref.index(idx), p, loss, baseline[idx], gen)
             total = weighted_total(terms, loss)
+            _check_finite(terms, total, f"epoch {epoch + 1}, batch {i // cfg.batch_size + 1}", kept_msg)
             opt.zero_grad(set_to_none=True)
             total.mean().backward()
             opt.step()

@@ -1,0 +1,190 @@
+"""``actmatch``: explanations for your own images, from the command line.
+
+    actmatch explain cat.jpg dog.png --classifier efficientnet_lite0 --per-image --steps 150 --out expl/
+    actmatch explain 7.png --classifier mnist_cnn-mnist \\
+        --explainer results/explainers/mnist_cnn-mnist/amortized/explainer.pt --out expl/
+    actmatch classifiers          # the registry, and where each one's weights come from
+    actmatch info CHECKPOINT      # what an explainer checkpoint was trained for, and how
+
+``--classifier`` is a classifier folder (``results/classifiers/<name>/model``, as the pipeline
+writes them) or a name looked up under ``--classifiers-dir``. Per-image runs take their settings
+(loss preset, U-Net, fill, lr, steps) from a run in ``params.yaml`` (``explainer.per_image_runs``;
+by default the first one for that classifier); ``--steps`` and ``--lr`` override it.
+
+Every image is read and checked before anything is computed, and files are written only once
+all explanations exist: a bad input leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+
+class CliError(Exception):
+    """A problem with the user's input; printed as one ``error:`` line, exit status 2."""
+
+
+def _classifier(name: str, root: Path):
+    from actmatch.classifiers import load_classifier_dir
+
+    folder = Path(name)
+    if not folder.is_dir():
+        folder = root / name / "model"
+    if not folder.is_dir():
+        found = sorted(p.parent.name for p in root.glob("*/model")) if root.is_dir() else []
+        raise CliError(f"no classifier {name!r}: not a folder, and {folder} does not exist; available under "
+                       f"{root}: {found or 'none (run `dvc repro` first)'}")
+    return load_classifier_dir(folder)
+
+
+def _writable(out: Path) -> None:
+    """Fail early, before any compute, if ``out`` cannot be created or written."""
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write to {out}: {probe} is not a writable folder")
+
+
+def _per_image_run(params_path: Path, clf_name: str, run_key: str | None):
+    from actmatch.config import load_params
+
+    params = load_params(params_path)
+    runs = params.explainer.per_image_runs
+    if run_key is None:
+        keys = [k for k, r in runs.items() if Path(r.classifier).name == clf_name]
+        if not keys:
+            raise CliError(f"no per-image run for {clf_name} in {params_path}; name one with --run (known: "
+                           f"{sorted(runs)})")
+        run_key = keys[0]
+    if run_key not in runs:
+        raise CliError(f"--run {run_key!r} is not in explainer.per_image_runs; known: {sorted(runs)}")
+    run = runs[run_key]
+    return run, params.explainer.loss(run.preset), params.seed
+
+
+def explain(args: argparse.Namespace) -> None:
+    import torch
+    from tqdm.auto import tqdm
+
+    from actmatch.device import resolve_device
+    from actmatch.explainer.api import load_explainer, summarize
+    from actmatch.explainer.train import explain_per_image
+    from actmatch.images import explanation_images, read_image, save_png
+    from actmatch.io import write_json
+
+    if (args.explainer is None) == (not args.per_image):
+        raise CliError("choose one: --explainer CHECKPOINT (amortized) or --per-image")
+    out = Path(args.out)
+    _writable(out)
+    stems = [Path(p).stem for p in args.images]
+    if len(set(stems)) != len(stems):
+        raise CliError(f"two images share a file name stem; outputs would collide: {sorted(stems)}")
+    images = [read_image(p) for p in args.images]          # every file checked before any compute
+    clf = _classifier(args.classifier, Path(args.classifiers_dir))
+    device = resolve_device(args.device)
+    clf.model.to(device)
+    x = clf.preprocess_batch(images).to(device)
+    if args.explainer is not None:
+        net, meta = load_explainer(args.explainer, clf)
+        net.to(device)
+        with torch.no_grad():
+            soft = torch.cat([torch.sigmoid(net(x[i:i + 1])).cpu()
+                              for i in tqdm(range(len(x)), desc="explain", disable=args.no_progress)])
+        fill, settings = meta["run"]["fill"], {"regime": "amortized", "explainer": str(args.explainer)}
+    else:
+        run, loss, seed = _per_image_run(Path(args.params), clf.name, args.run)
+        steps = run.per_image.model_copy(update={k: v for k, v in (("steps", args.steps), ("lr", args.lr))
+                                                 if v is not None})
+        res = explain_per_image(clf, x, loss, run.unet, steps, run.fill, seed, progress=not args.no_progress)
+        soft, fill = res.soft, run.fill
+        settings = {"regime": "per_image", "preset": run.preset, "steps": steps.steps, "lr": steps.lr,
+                    "select": steps.select, "seed": seed}
+    table = summarize(clf, x, soft.to(device), fill, stems, np.full(len(stems), -1))
+    files = {}
+    for i, (stem, image) in enumerate(zip(stems, images)):
+        row = table.iloc[i]
+        for kind, arr in explanation_images(image, soft[i, 0].numpy()).items():
+            files[out / f"{stem}_{kind}.png"] = arr
+        files[out / f"{stem}.json"] = {
+            "image": str(args.images[i]), "classifier": clf.name, "label": int(row["y"]),
+            "class_name": str(row["class_name"]), "p_x": float(row["p_x"]), "p_e": float(row["p_e"]),
+            "label_kept": bool(row["kept"]), "area": float(row["area"]), "fill": fill, **settings}
+    for path, content in files.items():
+        write_json(path, content) if isinstance(content, dict) else save_png(path, content)
+    print(table[["id", "class_name", "p_x", "p_e", "kept", "area"]].to_string(index=False))
+
+
+def classifiers(args: argparse.Namespace) -> None:
+    from actmatch.classifiers import CLASSIFIERS
+
+    for name, spec in sorted(CLASSIFIERS.items()):
+        src = spec.weights.describe() if spec.weights else "trained by the pipeline"
+        print(f"{name:20s} {spec.input_size:4d}px {spec.num_classes:5d} classes  weights: {src}")
+    root = Path(args.classifiers_dir)
+    trained = sorted(p.parent.parent.name for p in root.glob("*/model/model.pt")) if root.is_dir() else []
+    print(f"trained by the pipeline under {root}: {', '.join(trained) or 'none yet (run `dvc repro`)'}")
+
+
+def info(args: argparse.Namespace) -> None:
+    from actmatch.explainer.api import load_explainer
+
+    _, meta = load_explainer(args.checkpoint)
+    print(yaml.safe_dump(meta, sort_keys=True), end="")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="actmatch", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("explain", help="explain images with an amortized explainer or per-image optimization")
+    ex.add_argument("images", nargs="+", help="JPEG/PNG files (any size or mode)")
+    ex.add_argument("--classifier", required=True, help="classifier folder or name under --classifiers-dir")
+    ex.add_argument("--explainer", help="amortized explainer checkpoint (explainer.pt)")
+    ex.add_argument("--per-image", action="store_true", help="optimize a fresh U-Net per image (the paper)")
+    ex.add_argument("--run", help="per-image run in params.yaml to take settings from")
+    ex.add_argument("--steps", type=int, help="per-image steps (overrides the run's)")
+    ex.add_argument("--lr", type=float, help="per-image learning rate (overrides the run's)")
+    ex.add_argument("--out", required=True, help="output folder")
+    ex.add_argument("--params", default="params.yaml")
+    ex.add_argument("--classifiers-dir", default="results/classifiers")
+    ex.add_argument("--device", default="auto")
+    ex.add_argument("--no-progress", action="store_true")
+    ex.set_defaults(func=explain)
+    cl = sub.add_parser("classifiers", help="list the classifier registry")
+    cl.add_argument("--classifiers-dir", default="results/classifiers")
+    cl.set_defaults(func=classifiers)
+    inf = sub.add_parser("info", help="show what an explainer checkpoint was trained for")
+    inf.add_argument("checkpoint")
+    inf.set_defaults(func=info)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from actmatch.config import ParamsError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CliError, ParamsError, FileNotFoundError, ValueError, KeyError, PermissionError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

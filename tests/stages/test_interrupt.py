@@ -1,0 +1,97 @@
+"""Interruption: a train_explainer or evaluate run killed (SIGKILL) mid-way leaves no output,
+resumes on rerun, and ends with exactly the numbers of an uninterrupted run (CPU, same seed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from ruamel.yaml import YAML
+
+from tests.stages.test_stages import stage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("interrupt")
+    yaml = YAML(typ="safe", pure=True)
+    d = yaml.load((ROOT / "params.yaml").read_text())
+    d["device"] = "cpu"
+    d["datasets"]["mnist"]["limit"] = 200
+    d["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
+    run = d["explainer"]["amortized_runs"]["mnist_cnn-mnist"]
+    run.update(eval_images=6, finetune={"lr": 1e-3, "steps": 2})
+    run["amortized"].update(epochs=6, max_train=160, batch_size=16)
+    ev = d["evaluate"]["defaults"]
+    ev.update(curve_steps=4, perturb_draws=1, bootstrap=100, cost_images=1, budgets=[0.5, 0.1])
+    ev["baselines"] = {"random": {}, "centre": {}, "rise": {"masks": 64}, "extremal": {"steps": 40},
+                       "occlusion": {}, "integrated_gradients": {"steps": 8}}
+    params = tmp / "params.yaml"
+    yaml.dump(d, params)
+    stage("download_data")(["--dataset", "mnist", "--out", str(tmp / "data/mnist"), "--cache", str(tmp / "dl"),
+                            "--params", str(params)])
+    stage("train_classifier")(["--run", "mnist_cnn-mnist", "--data", str(tmp / "data/mnist"), "--out",
+                               str(tmp / "clf"), "--params", str(params), "--no-progress"])
+    return tmp, params
+
+
+def _argv(name: str, tmp: Path, params: Path, out: str) -> list[str]:
+    common = ["--run", "mnist_cnn-mnist", "--classifier", str(tmp / "clf/model"), "--data", str(tmp / "data/mnist"),
+              "--params", str(params), "--no-progress"]
+    if name == "train_explainer":
+        return common + ["--out", str(tmp / out / "amortized"), "--live", str(tmp / out / "live"),
+                         "--state", str(tmp / out / "state")]
+    return common + ["--explainers", str(tmp / "ex"), "--out", str(tmp / out / "metrics"),
+                     "--metrics", str(tmp / out / "metrics.json"), "--state", str(tmp / out / "state")]
+
+
+def _kill_when(argv: list[str], script: str, ready, timeout: float = 300) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "stages" / f"{script}.py"), *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not ready() and proc.poll() is None and time.time() - t0 < timeout:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_train_explainer_killed_mid_run_resumes_to_the_same_numbers(setup):
+    tmp, params = setup
+    stage("train_explainer")(_argv("train_explainer", tmp, params, "whole"))
+    state = tmp / "cut" / "state.amortized"
+    _kill_when(_argv("train_explainer", tmp, params, "cut"), "train_explainer", state.exists)
+    assert state.exists() and not (tmp / "cut" / "amortized").exists()        # no partial output
+    stage("train_explainer")(_argv("train_explainer", tmp, params, "cut"))
+    a, b = np.load(tmp / "whole/amortized/masks.npz"), np.load(tmp / "cut/amortized/masks.npz")
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp / "whole/amortized/summary.csv"),
+                                  pd.read_csv(tmp / "cut/amortized/summary.csv"))
+    assert not state.exists()                                                  # cleaned up at the end
+
+
+def test_evaluate_killed_mid_run_resumes_to_the_same_numbers(setup):
+    tmp, params = setup
+    if not (tmp / "whole/amortized").exists():
+        stage("train_explainer")(_argv("train_explainer", tmp, params, "whole"))
+    shutil.copytree(tmp / "whole/amortized", tmp / "ex/amortized", dirs_exist_ok=True)
+    stage("evaluate")(_argv("evaluate", tmp, params, "e_whole"))
+    state = tmp / "e_cut" / "state"
+    _kill_when(_argv("evaluate", tmp, params, "e_cut"), "evaluate", lambda: len(list(state.glob("*.pt"))) >= 3)
+    assert not (tmp / "e_cut/metrics.json").exists()
+    stage("evaluate")(_argv("evaluate", tmp, params, "e_cut"))
+    assert (tmp / "e_whole/metrics.json").read_bytes() == (tmp / "e_cut/metrics.json").read_bytes()
+    assert (tmp / "e_whole/metrics/per_image.csv").read_bytes() == (tmp / "e_cut/metrics/per_image.csv").read_bytes()
+    assert not state.exists()

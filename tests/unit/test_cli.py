@@ -1,0 +1,167 @@
+"""The ``actmatch`` CLI and image reading: any image mode converts; every bad input gives a
+message naming the problem, exit status 2, and no output at all."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from ruamel.yaml import YAML
+
+from actmatch.classifiers.small import build_small
+from actmatch.classifiers.train import save_trained
+from actmatch.cli import main
+from actmatch.config import AmortizedParams, ExplainerRun, LossConfig, TrainRunConfig, UNetParams
+from actmatch.explainer.api import save_explainer
+from actmatch.explainer.unet import UNet
+from actmatch.images import explanation_images, read_image
+from tests.conftest import ROOT
+
+LOSS = LossConfig(weights=dict(act=1, ce=1, kl=0, area=5, bin=0, tv=0, rob=0, nec=0), temperature=2.0,
+                  act_distance="cosine", act_alphas=[1, 1, 1], tv_neighbours=8, rob_backgrounds=["zero"],
+                  rob_ste=True, nec_margin=1.0)
+
+
+@pytest.fixture()
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    d = tmp_path / "img"
+    d.mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 30), dtype=np.uint8)).save(d / "gray.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 4), dtype=np.uint8), "RGBA").save(d / "alpha.png")
+    Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).save(d / "photo.jpg", quality=90)
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).convert("P").save(d / "palette.png")
+    Image.fromarray((rng.integers(0, 65536, (10, 12))).astype(np.uint16)).save(d / "deep.png")
+    Image.fromarray(rng.integers(0, 2, (9, 9), dtype=np.uint8) * 255).convert("1").save(d / "bits.png")
+    (d / "empty.png").write_bytes(b"")
+    (d / "notes.png").write_text("not an image")
+    full = (d / "photo.jpg").read_bytes()
+    (d / "cut.jpg").write_bytes(full[: len(full) // 2])
+    return d
+
+
+def test_every_image_mode_becomes_uint8(images):
+    shapes = {n: read_image(images / n).shape for n in ("gray.png", "alpha.png", "photo.jpg", "palette.png",
+                                                         "deep.png", "bits.png")}
+    assert shapes == {"gray.png": (40, 30), "alpha.png": (20, 20, 3), "photo.jpg": (28, 28, 3),
+                      "palette.png": (16, 16, 3), "deep.png": (10, 12), "bits.png": (9, 9)}
+    deep = read_image(images / "deep.png")
+    assert deep.dtype == np.uint8 and deep.min() == 0 and deep.max() == 255      # scaled by its own range
+
+
+@pytest.mark.parametrize("name,message", [("missing.png", "image not found"), ("empty.png", "is empty"),
+                                          ("notes.png", "is not an image"), ("cut.jpg", "damaged image")])
+def test_bad_image_files_name_the_problem(images, name, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        read_image(images / name)
+
+
+def test_explanation_images_are_at_the_original_resolution():
+    img = np.full((6, 4, 3), 200, dtype=np.uint8)
+    mask = np.zeros((2, 2))
+    mask[0, 0] = 1.0
+    out = explanation_images(img, mask)
+    assert out["mask"].shape == (6, 4) and out["mask"][:3, :2].min() == 255 and out["mask"][3:].max() == 0
+    assert out["explanation"][0, 0].tolist() == [200] * 3 and out["explanation"][5, 3].tolist() == [0] * 3
+
+
+@pytest.fixture()
+def trained(tmp_path):
+    """A (random-weight) mnist_cnn saved the way train_classifier saves it, and an explainer for it."""
+    torch.manual_seed(0)
+    folder = tmp_path / "classifiers" / "mnist_cnn-mnist" / "model"
+    folder.mkdir(parents=True)
+    cfg = TrainRunConfig(name="mnist_cnn-mnist", arch="mnist_cnn", dataset="mnist", epochs=1, batch_size=8, lr=1e-3,
+                         weight_decay=0.0, augment_shift=0, seed=0)
+    info = {"in_channels": 1, "input_size": 28, "num_classes": 10, "mean": [0.13], "std": [0.31],
+            "class_names": [str(i) for i in range(10)]}
+    save_trained(folder / "model.pt", build_small("mnist_cnn", 1, 28, 10), cfg, info, {})
+    from actmatch.classifiers import load_classifier_dir
+    clf = load_classifier_dir(folder)
+    unet = UNetParams(widths=[4], bottleneck=8, init_area=0.3)
+    run = ExplainerRun(classifier="mnist_cnn-mnist", dataset="mnist", preset="p", fill="black", unet=unet,
+                       eval_images=1, amortized=AmortizedParams(lr=1e-3, epochs=1, batch_size=2))
+    save_explainer(tmp_path / "explainer.pt", UNet(1, [4], 8, 0.3), run, LOSS, clf)
+    return folder, tmp_path / "explainer.pt"
+
+
+def test_explain_with_an_amortized_checkpoint_writes_four_files_per_image(images, trained, tmp_path, capsys):
+    folder, ckpt = trained
+    out = tmp_path / "out"
+    rc = main(["explain", str(images / "gray.png"), str(images / "photo.jpg"), "--classifier", str(folder),
+               "--explainer", str(ckpt), "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{s}{k}" for s in ("gray", "photo") for k in ("_mask.png", "_explanation.png", "_overlay.png", ".json"))
+    meta = json.loads((out / "gray.json").read_text())
+    assert meta["classifier"] == "mnist_cnn-mnist" and meta["regime"] == "amortized" and 0 <= meta["area"] <= 1
+    assert set(meta) >= {"label", "class_name", "p_x", "p_e", "label_kept", "fill"}
+    assert Image.open(out / "gray_mask.png").size == (30, 40)                 # the image's own size
+    assert "class_name" in capsys.readouterr().out
+
+
+def test_explain_per_image_takes_the_run_from_params(images, trained, tmp_path):
+    folder, _ = trained
+    params = YAML(typ="safe", pure=True).load((ROOT / "params.yaml").read_text())
+    run = params["explainer"]["per_image_runs"]["mnist_cnn-mnist"]
+    run["unet"] = {"widths": [4], "bottleneck": 8, "init_area": 0.1}
+    YAML(typ="safe", pure=True).dump(params, tmp_path / "params.yaml")
+    out = tmp_path / "out"
+    rc = main(["explain", str(images / "gray.png"), "--classifier", "mnist_cnn-mnist", "--classifiers-dir",
+               str(tmp_path / "classifiers"), "--per-image", "--steps", "2", "--out", str(out), "--params",
+               str(tmp_path / "params.yaml"), "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    meta = json.loads((out / "gray.json").read_text())
+    assert meta["regime"] == "per_image" and meta["steps"] == 2 and meta["preset"] == run["preset"]
+
+
+@pytest.mark.parametrize("case", ["bad_image", "other_classifier", "no_classifier", "unwritable", "both_modes",
+                                  "params_typo"])
+def test_bad_input_exits_2_names_the_problem_and_writes_nothing(images, trained, tmp_path, capsys, case):
+    folder, ckpt = trained
+    out = tmp_path / "out"
+    argv = ["explain", str(images / "gray.png"), "--classifier", str(folder), "--explainer", str(ckpt),
+            "--out", str(out), "--no-progress", "--device", "cpu"]
+    expected = {"bad_image": "cut.jpg is a damaged image", "other_classifier": "explains toy at 8 px",
+                "no_classifier": "no classifier 'resnet99'", "unwritable": "is not a writable folder",
+                "both_modes": "choose one", "params_typo": "preset 'tuned_mnist': wieghts: Extra inputs are not permitted"}[case]
+    if case == "bad_image":
+        argv.insert(2, str(images / "cut.jpg"))
+    elif case == "other_classifier":
+        from actmatch.classifiers.registry import Classifier
+        from tests.unit.test_losses import Toy
+        toy = Classifier("toy", Toy(), 8, 1, (0.0,), (1.0,), ("block1",), ["a"])
+        save_explainer(ckpt, UNet(1, [4], 8, 0.3), ExplainerRun(
+            classifier="toy", dataset="mnist", preset="p", fill="black", unet=UNetParams(widths=[4], bottleneck=8,
+            init_area=0.3), eval_images=1, amortized=AmortizedParams(lr=1e-3, epochs=1, batch_size=2)), LOSS, toy)
+    elif case == "no_classifier":
+        argv[argv.index(str(folder))] = "resnet99"
+    elif case == "unwritable":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "out"
+        argv[argv.index("--out") + 1] = str(out)
+    elif case == "both_modes":
+        argv.append("--per-image")
+    elif case == "params_typo":
+        params = (ROOT / "params.yaml").read_text().replace("weights: {act: 0.6", "wieghts: {act: 0.6")
+        (tmp_path / "params.yaml").write_text(params)
+        i = argv.index("--explainer")
+        argv[i:i + 2] = ["--per-image", "--params", str(tmp_path / "params.yaml")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err, err
+    assert not out.exists()
+
+
+def test_classifiers_and_info(trained, capsys):
+    folder, ckpt = trained
+    assert main(["classifiers", "--classifiers-dir", str(folder.parent.parent)]) == 0
+    text = capsys.readouterr().out
+    assert "efficientnet_lite0" in text and "pip package" in text and "download.pytorch.org" in text
+    assert "mnist_cnn-mnist" in text
+    assert main(["info", str(ckpt)]) == 0
+    info = capsys.readouterr().out
+    assert "classifier: mnist_cnn-mnist" in info and "input_size: 28" in info
