@@ -44,7 +44,8 @@ OURS = "ours:"  # prefix of our regimes in every table
 
 @dataclass
 class Regime:
-    """One regime of ours: its masks (soft, ``(N, 1, H, W)`` float32) and the run that made them."""
+    """One regime of ours: its masks (soft ``(N, 1, H, W)`` float32, and the hard masks exactly as the
+    regime made them) and the run that made them."""
 
     name: str
     ids: list[str]
@@ -52,6 +53,12 @@ class Regime:
     folder: Path
     run: ExplainerRun
     loss: LossConfig
+    hard: torch.Tensor | None = None
+
+    def hard_masks(self) -> torch.Tensor:
+        """The stored hard masks. Re-thresholding the float16 soft masks is not the same: a mask that
+        stays near the flat start (the paper's recipe) has values like 0.5001 that float16 rounds to 0.5."""
+        return self.hard if self.hard is not None else (self.soft > 0.5).float()
 
 
 def load_regimes(folder: str | Path) -> dict[str, Regime]:
@@ -68,7 +75,9 @@ def load_regimes(folder: str | Path) -> dict[str, Regime]:
             for key in z.files:
                 if key.endswith("_soft"):
                     name = key[: -len("_soft")]
-                    out[name] = Regime(name, ids, torch.from_numpy(z[key].astype(np.float32))[:, None], sub, run, loss)
+                    hard = torch.from_numpy(z[f"{name}_hard"].astype(np.float32))[:, None]
+                    out[name] = Regime(name, ids, torch.from_numpy(z[key].astype(np.float32))[:, None], sub, run, loss,
+                                       hard)
     if not out:
         raise FileNotFoundError(f"no masks.npz under {folder}/*/; run the explainer stages first")
     return out
@@ -133,7 +142,7 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg:
         boxes = torch.from_numpy(np.round(ds.boxes[idx] * scale).astype(np.int64)).to(device)
     score = ScoreSettings(cfg.batch_size, cfg.curve_steps, cfg.perturb_draws, tuple(cfg.budgets), cfg.max_pieces,
                           cfg.seed)
-    ref_hard = (ref.soft[: len(ids)] > 0.5).float().to(device)
+    ref_hard = ref.hard_masks()[: len(ids)].to(device)
     areas = ref_hard.mean((1, 2, 3))
     methods = [OURS + n for n in regimes] + list(cfg.baselines)
     key = state_key("evaluate", cfg, fill, ids)
@@ -151,8 +160,8 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg:
             pos = {k: j for j, k in enumerate(reg.ids)}
             keep = [j for j, k in enumerate(ids) if k in pos]
             sel = torch.tensor(keep, dtype=torch.long, device=device)
-            soft = reg.soft[[pos[ids[j]] for j in keep]].to(device)
-            hard = (soft > 0.5).float()
+            rows = [pos[ids[j]] for j in keep]
+            soft, hard = reg.soft[rows].to(device), reg.hard_masks()[rows].to(device)
             explain_one = _our_cost_fn(reg, clf, cfg.seed)
         else:
             sel = torch.arange(len(ids), device=device)

@@ -95,3 +95,17 @@ def test_clear_errors(tmp_path):
     regimes2["per_image"].ids[0] = "zz"
     with pytest.raises(KeyError, match="not in dataset 'toy'"):
         evaluate(clf2, ds2, regimes2, cfg2, progress=False)
+
+
+def test_load_regimes_keeps_the_hard_masks_float16_would_lose(tmp_path):
+    """A mask near the paper's flat start (0.5001) rounds to 0.5 in float16: the stored hard mask rules."""
+    from actmatch.explainer.outputs import write_config, write_masks
+    _, _, regimes, _ = _setup(tmp_path)
+    reg = regimes["per_image"]
+    folder = tmp_path / "ex" / "per_image"
+    folder.mkdir(parents=True)
+    write_masks(folder / "masks.npz", reg.ids[:2], per_image=torch.full((2, 1, 8, 8), 0.5001))
+    write_config(folder / "config.yaml", reg.run, reg.loss)
+    loaded = load_regimes(tmp_path / "ex")["per_image"]
+    assert (loaded.soft > 0.5).sum() == 0 and loaded.hard_masks().min() == 1.0
+    assert loaded.ids == reg.ids[:2] and loaded.run == reg.run
