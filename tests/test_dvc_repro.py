@@ -1,6 +1,7 @@
 """The whole pipeline through `dvc repro` on a shrunk config, in a scratch copy of the repo:
-it runs end to end, a second run does nothing, and changing one classifier's training param
-reruns only that classifier's stage."""
+it runs end to end, a second run does nothing, changing one classifier's training param reruns
+only that classifier's stages (and the report), changing one ablation variant's weight reruns
+only that variant and the report, and the report is byte-identical when rerun."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ FIRST_RUN: dict[str, bytes] = {}  # metrics files of the first fresh run, compar
 def _metric_files(repo: Path) -> dict[str, bytes]:
     """Every metrics file a run writes except the timings (cost.json varies by nature)."""
     files = [*repo.glob("results/metrics/*.json"), *repo.glob("results/*/*/live/metrics.json"),
+             *repo.glob("results/ablations/*/*.json"), *repo.glob("results/ablations/*/*/per_image.csv"),
+             *repo.glob("paper_figures/table2_*"), *repo.glob("paper_figures/fig[123]*"),
              *repo.glob("results/explainers/*/live/*/metrics.json"), *repo.glob("results/metrics/*/per_image.csv")]
     return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(files)}
 
@@ -65,7 +68,13 @@ def _make_repo(work: Path) -> Path:
     ev.update(curve_steps=4, perturb_draws=1, bootstrap=100, cost_images=1, budgets=[0.5, 0.1])
     ev["baselines"].update(rise={"masks": 16}, extremal={"steps": 2}, integrated_gradients={"steps": 4})
     p["evaluate"]["runs"]["efficientnet_lite0-photos"]["baselines"] = {"occlusion": {"window": 0.5}}
+    ab = p["ablation"]
+    ab["train"].update(epochs=1, max_train=64)
+    ab["eval_images"] = 6
+    ab["variants"] = {k: ab["variants"][k] for k in ("base", "no_tv", "area_20", "area_500")}
+    p["report"]["examples"] = 2
     yaml.dump(p, work / "params.yaml")
+    (work / "paper_figures").mkdir()
     _dvc(work, "init", "--no-scm", "-q")
     _dvc(work, "config", "core.analytics", "false")
     _dvc(work, "config", "core.check_update", "false")
@@ -84,7 +93,8 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
                   "train_classifier@small_resnet-cluttered_mnist", "train_explainer@mnist_cnn-mnist",
                   "explain_images@mnist_cnn-mnist", "explain_images@efficientnet_lite0-photos",
                   "explain_images@mnist_cnn-mnist-paper", "train_explainer@small_resnet-cluttered_mnist",
-                  "evaluate@mnist_cnn-mnist", "evaluate@small_resnet-cluttered_mnist", "evaluate@efficientnet_lite0-photos"):
+                  "evaluate@mnist_cnn-mnist", "evaluate@small_resnet-cluttered_mnist", "evaluate@efficientnet_lite0-photos",
+                  "ablate@mnist_cnn-mnist-mnist-base", "ablate@mnist_cnn-mnist-mnist-area_500", "report"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
     flat = json.dumps(metrics)
@@ -104,6 +114,23 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     per_image = pd.read_csv(repo / "results/metrics/efficientnet_lite0-photos/per_image.csv")
     assert set(per_image["id"]) == {"chelsea"} and len(per_image) == 9  # per_image + 8 baselines
 
+    ablation = json.loads((repo / "results/ablations/mnist_cnn-mnist-mnist/no_tv.json").read_text())
+    assert ablation["variant"] == "no_tv" and ablation["metrics"]["kept"]["n"] == 6
+    figures = {p.name for p in (repo / "paper_figures").iterdir()}
+    for name in ("table1_mnist_cnn-mnist.md", "table1_efficientnet_lite0-photos.tex", "table2_mnist_cnn-mnist-mnist.md",
+                 "fig1_mnist_cnn-mnist.png", "fig1_efficientnet_lite0-photos.pdf", "fig2_mnist_cnn-mnist-mnist.png",
+                 "fig3_tradeoff.pdf", "curves_small_resnet-cluttered_mnist.png", "training_mnist_cnn-mnist.png",
+                 "report.html"):
+        assert name in figures, f"{name} missing from paper_figures: {sorted(figures)}"
+    table2 = (repo / "paper_figures/table2_mnist_cnn-mnist-mnist.md").read_text()
+    assert all(f"| {v} " in table2 for v in ("base", "no_tv", "area_20", "area_500"))
+    page = (repo / "paper_figures/report.html").read_text()
+    assert "http://" not in page and "https://" not in page and page.count("data:image/png;base64,") >= 8
+    before = {p.name: p.read_bytes() for p in (repo / "paper_figures").iterdir()}
+    _dvc(repo, "repro", "--force", "--single-item", "report")
+    after = {p.name: p.read_bytes() for p in (repo / "paper_figures").iterdir()}
+    assert before == after, f"rerunning the report changed {[k for k in after if before.get(k) != after[k]]}"
+
     FIRST_RUN.update(_metric_files(repo))
     again = _dvc(repo, "repro")
     assert "Running stage" not in again
@@ -117,7 +144,14 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     third = _dvc(repo, "repro")
     ran = {line.split("'")[1] for line in third.splitlines() if line.startswith("Running stage")}
     assert ran == {"train_classifier@small_resnet-cluttered_mnist", "train_explainer@small_resnet-cluttered_mnist",
-                   "evaluate@small_resnet-cluttered_mnist"}      # that classifier and what builds on it, only
+                   "evaluate@small_resnet-cluttered_mnist", "report"}  # that classifier, what builds on it, only
+
+    p["ablation"]["variants"]["area_500"]["weights"]["area"] = 400
+    yaml.dump(p, repo / "params.yaml")
+    assert list(json.loads(_dvc(repo, "status", "--json"))) == ["ablate@mnist_cnn-mnist-mnist-area_500"]
+    fourth = _dvc(repo, "repro")
+    ran = {line.split("'")[1] for line in fourth.splitlines() if line.startswith("Running stage")}
+    assert ran == {"ablate@mnist_cnn-mnist-mnist-area_500", "report"}
 
     p["explainer"]["per_image_runs"]["mnist_cnn-mnist"]["per_image"]["steps"] = 4
     yaml.dump(p, repo / "params.yaml")

@@ -93,6 +93,8 @@ def explain(args: argparse.Namespace) -> None:
     stems = [Path(p).stem for p in args.images]
     if len(set(stems)) != len(stems):
         raise CliError(f"two images share a file name stem; outputs would collide: {sorted(stems)}")
+    if args.batch < 1:
+        raise CliError(f"--batch must be at least 1, got {args.batch}")
     images = [read_image(p) for p in args.images]          # every file checked before any compute
     clf = _classifier(args.classifier, Path(args.classifiers_dir))
     device = resolve_device(args.device)
@@ -109,7 +111,13 @@ def explain(args: argparse.Namespace) -> None:
         run, loss, seed = _per_image_run(Path(args.params), clf.name, args.run)
         steps = run.per_image.model_copy(update={k: v for k, v in (("steps", args.steps), ("lr", args.lr))
                                                  if v is not None})
-        res = explain_per_image(clf, x, loss, run.unet, steps, run.fill, seed, progress=not args.no_progress)
+        if args.batch > 1:  # many images' U-Nets at once: same masks to float tolerance, faster
+            from actmatch.explainer.batched import explain_per_image_batched
+
+            res = explain_per_image_batched(clf, x, loss, run.unet, steps, run.fill, seed, chunk=args.batch,
+                                            progress=not args.no_progress)
+        else:
+            res = explain_per_image(clf, x, loss, run.unet, steps, run.fill, seed, progress=not args.no_progress)
         soft, fill = res.soft, run.fill
         settings = {"regime": "per_image", "preset": run.preset, "steps": steps.steps, "lr": steps.lr,
                     "select": steps.select, "seed": seed}
@@ -157,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--run", help="per-image run in params.yaml to take settings from")
     ex.add_argument("--steps", type=int, help="per-image steps (overrides the run's)")
     ex.add_argument("--lr", type=float, help="per-image learning rate (overrides the run's)")
+    ex.add_argument("--batch", type=int, default=1, metavar="N",
+                    help="per-image: optimize N images' U-Nets at once (torch.func; default 1)")
     ex.add_argument("--out", required=True, help="output folder")
     ex.add_argument("--params", default="params.yaml")
     ex.add_argument("--classifiers-dir", default="results/classifiers")

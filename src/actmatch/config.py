@@ -356,6 +356,36 @@ class EvaluateParams(_Strict):
     runs: dict[str, EvaluateRun] = Field(default_factory=dict)
 
 
+class AblationParams(_Strict):
+    """The ablation grid (``ablate`` matrix stage: classifier × dataset × variant). Each variant is an
+    overlay on the loss preset of the amortized run explaining that classifier on that dataset
+    (``{}``: the preset itself; ``preset: <name>`` swaps the preset it overlays); every variant trains
+    its own amortized U-Net with ``train`` and is scored on ``eval_images`` held-out images."""
+
+    classifiers: list[str] = Field(min_length=1)
+    datasets: list[DatasetName] = Field(min_length=1)
+    base: str  # the variant every other one is compared with (Δ and Wilcoxon in Table 2)
+    train: AmortizedParams
+    eval_images: int = Field(ge=2)
+    variants: dict[str, dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("variants")
+    @classmethod
+    def _names(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        bad = [k for k in v if not re.fullmatch(r"[a-z0-9_]+", k)]
+        if bad:
+            raise ValueError(f"variant names are lowercase letters, digits and '_' (they name stages and folders): {bad}")
+        return v
+
+
+class ReportParams(_Strict):
+    """The report stage: examples per Figure 1 panel, the evaluation image Figure 2 sweeps on, dpi."""
+
+    examples: int = Field(ge=1, le=24)
+    sweep_image: int = Field(ge=0)
+    dpi: int = Field(ge=50, le=600)
+
+
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -381,6 +411,8 @@ class Params(_Strict):
     train_classifier: TrainClassifierParams
     explainer: ExplainerParams
     evaluate: EvaluateParams
+    ablation: AblationParams
+    report: ReportParams
 
     @field_validator("device")
     @classmethod
@@ -422,7 +454,46 @@ class Params(_Strict):
             if match not in regimes:
                 raise ValueError(f"evaluate.runs.{key}.match_area: {match!r} is not a regime produced for it; "
                                  f"allowed: {regimes}")
+        ab = self.ablation
+        if self.report.sweep_image >= ab.eval_images:
+            raise ValueError(f"report.sweep_image: {self.report.sweep_image} is not one of the "
+                             f"{ab.eval_images} ablation.eval_images")
+        if ab.base not in ab.variants:
+            raise ValueError(f"ablation.base: {ab.base!r} is not a variant; known: {sorted(ab.variants)}")
+        for c in ab.classifiers:
+            for d in ab.datasets:
+                try:
+                    self.ablation_run(c, d)
+                except KeyError as err:
+                    raise ValueError(err.args[0]) from None
+                for v in ab.variants:
+                    try:
+                        self.ablation_loss(c, d, v)
+                    except ValidationError as err:
+                        e = err.errors()[0]
+                        where = ".".join(str(x) for x in e["loc"])
+                        raise ValueError(f"ablation.variants.{v}: {where}: {e['msg']} (got {e.get('input')!r})") from None
+                    except ValueError as err:  # an unknown preset
+                        raise ValueError(f"ablation.variants.{v}: {err}") from None
         return self
+
+    def ablation_run(self, classifier: str, dataset: str) -> tuple[str, ExplainerRun]:
+        """The amortized run (key, settings) whose U-Net, fill and preset the ablation of the pair reuses."""
+        found = [(k, r) for k, r in self.explainer.amortized_runs.items()
+                 if (r.classifier, r.dataset) == (classifier, dataset)]
+        if len(found) != 1:
+            pairs = sorted((r.classifier, r.dataset) for r in self.explainer.amortized_runs.values())
+            raise KeyError(f"ablation: {'no' if not found else 'more than one'} amortized run explains {classifier} on "
+                           f"{dataset}; the ablation reuses exactly one (amortized runs: {pairs})")
+        return found[0]
+
+    def ablation_loss(self, classifier: str, dataset: str, variant: str) -> LossConfig:
+        """Variant ``variant`` resolved on the preset of the pair's amortized run (or its ``preset:``)."""
+        if variant not in self.ablation.variants:
+            raise KeyError(f"ablation.variants has no {variant!r}; known: {sorted(self.ablation.variants)}")
+        spec = dict(self.ablation.variants[variant])
+        preset = spec.pop("preset", None) or self.ablation_run(classifier, dataset)[1].preset
+        return LossConfig.model_validate(_deep_merge(_resolve_preset(self.explainer.presets, preset, ()), spec))
 
     def evaluate_run(self, name: str) -> EvaluateRunConfig:
         """The run ``evaluate.runs[name]`` with defaults filled in (baseline settings merged per method)."""

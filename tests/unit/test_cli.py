@@ -116,10 +116,15 @@ def test_explain_per_image_takes_the_run_from_params(images, trained, tmp_path):
     assert rc == 0
     meta = json.loads((out / "gray.json").read_text())
     assert meta["regime"] == "per_image" and meta["steps"] == 2 and meta["preset"] == run["preset"]
+    batched = tmp_path / "batched"
+    rc = main(["explain", str(images / "gray.png"), str(images / "photo.jpg"), "--classifier", "mnist_cnn-mnist",
+               "--classifiers-dir", str(tmp_path / "classifiers"), "--per-image", "--steps", "2", "--batch", "2",
+               "--out", str(batched), "--params", str(tmp_path / "params.yaml"), "--no-progress", "--device", "cpu"])
+    assert rc == 0 and json.loads((batched / "gray.json").read_text())["area"] == pytest.approx(meta["area"], abs=0.01)
 
 
 @pytest.mark.parametrize("case", ["bad_image", "other_classifier", "no_classifier", "unwritable", "both_modes",
-                                  "params_typo"])
+                                  "params_typo", "bad_batch"])
 def test_bad_input_exits_2_names_the_problem_and_writes_nothing(images, trained, tmp_path, capsys, case):
     folder, ckpt = trained
     out = tmp_path / "out"
@@ -127,7 +132,8 @@ def test_bad_input_exits_2_names_the_problem_and_writes_nothing(images, trained,
             "--out", str(out), "--no-progress", "--device", "cpu"]
     expected = {"bad_image": "cut.jpg is a damaged image", "other_classifier": "explains toy at 8 px",
                 "no_classifier": "no classifier 'resnet99'", "unwritable": "is not a writable folder",
-                "both_modes": "choose one", "params_typo": "preset 'tuned_mnist': wieghts: Extra inputs are not permitted"}[case]
+                "both_modes": "choose one", "params_typo": "preset 'tuned_mnist': wieghts: Extra inputs are not permitted",
+                "bad_batch": "--batch must be at least 1, got 0"}[case]
     if case == "bad_image":
         argv.insert(2, str(images / "cut.jpg"))
     elif case == "other_classifier":
@@ -145,6 +151,8 @@ def test_bad_input_exits_2_names_the_problem_and_writes_nothing(images, trained,
         argv[argv.index("--out") + 1] = str(out)
     elif case == "both_modes":
         argv.append("--per-image")
+    elif case == "bad_batch":
+        argv += ["--batch", "0"]
     elif case == "params_typo":
         params = (ROOT / "params.yaml").read_text().replace("weights: {act: 0.6", "wieghts: {act: 0.6")
         (tmp_path / "params.yaml").write_text(params)

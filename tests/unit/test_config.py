@@ -142,3 +142,31 @@ def test_evaluate_run_merges_defaults_and_baseline_settings(params_dict):
 def test_evaluate_and_group_errors_name_the_key(params_dict, change, expected):
     change(params_dict)
     assert expected in _error(params_dict)
+
+
+def test_ablation_variants_resolve_on_the_runs_preset_or_their_own(params_dict):
+    p = parse_params(params_dict)
+    base = p.ablation_loss("mnist_cnn-mnist", "mnist", "base")
+    assert base == p.explainer.loss(p.ablation_run("mnist_cnn-mnist", "mnist")[1].preset)
+    no_tv = p.ablation_loss("mnist_cnn-mnist", "mnist", "no_tv")
+    assert no_tv.weights.tv == 0 and no_tv.weights.area == base.weights.area
+    assert p.ablation_loss("mnist_cnn-mnist", "mnist", "preset_paper") == p.explainer.loss("paper")
+    with pytest.raises(KeyError, match="ablation.variants has no 'nope'"):
+        p.ablation_loss("mnist_cnn-mnist", "mnist", "nope")
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda a: a.update(base="missing"), "ablation.base: 'missing' is not a variant"),
+    (lambda a: a["variants"].update(bad={"weights": {"tvv": 1}}), "ablation.variants.bad: weights.tvv"),
+    (lambda a: a["variants"].update(bad={"preset": "nope"}), "ablation.variants.bad: unknown preset 'nope'"),
+    (lambda a: a["variants"].update({"Bad-Name": {}}), "variant names are lowercase"),
+    (lambda a: a.update(datasets=["cluttered_mnist"]), "no amortized run explains mnist_cnn-mnist on cluttered_mnist"),
+])
+def test_ablation_errors_name_the_key(params_dict, change, expected):
+    change(params_dict["ablation"])
+    assert expected in _error(params_dict)
+
+
+def test_report_sweep_image_must_be_an_ablation_image(params_dict):
+    params_dict["report"]["sweep_image"] = params_dict["ablation"]["eval_images"]
+    assert "report.sweep_image" in _error(params_dict)

@@ -87,16 +87,25 @@ def tv_loss(p: torch.Tensor, neighbours: int = 8) -> torch.Tensor:
     return tv
 
 
-def rob_backgrounds(x: torch.Tensor, kinds: Sequence[str], generator: torch.Generator | None) -> list[torch.Tensor]:
-    """Replacement backgrounds r in normalized space: ``zero`` (0), ``gaussian`` N(0, 1), ``uniform`` U(−1, 1)."""
+def rob_backgrounds(x: torch.Tensor, kinds: Sequence[str],
+                    generator: torch.Generator | Sequence[torch.Generator] | None) -> list[torch.Tensor]:
+    """Replacement backgrounds r in normalized space: ``zero`` (0), ``gaussian`` N(0, 1), ``uniform`` U(−1, 1).
+    With one generator per image (the batched per-image regime), image i's noise comes from its own."""
+    def draw(fn) -> torch.Tensor:
+        if isinstance(generator, Sequence):
+            if len(generator) != x.shape[0]:
+                raise ValueError(f"{len(generator)} generators for {x.shape[0]} images")
+            return torch.cat([fn(x[i:i + 1].shape, generator=g, device="cpu") for i, g in enumerate(generator)]).to(x)
+        return fn(x.shape, generator=generator, device="cpu").to(x)
+
     out = []
     for kind in kinds:
         if kind == "zero":
             out.append(torch.zeros_like(x))
         elif kind == "gaussian":
-            out.append(torch.randn(x.shape, generator=generator, device="cpu").to(x))
+            out.append(draw(torch.randn))
         elif kind == "uniform":
-            out.append(torch.rand(x.shape, generator=generator, device="cpu").to(x) * 2.0 - 1.0)
+            out.append(draw(torch.rand) * 2.0 - 1.0)
         else:
             raise ValueError(f"unknown rob background {kind!r}; allowed: zero, gaussian, uniform")
     return out

@@ -9,7 +9,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-__all__ = ["curves_plot", "training_curves"]
+__all__ = ["curves_plot", "training_curves", "save_figure"]
+
+# PNG and PDF with no volatile metadata, so a rerun writes the same bytes (matplotlib would stamp
+# its version into both and the creation date into the PDF)
+_STABLE_METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+
+
+def save_figure(fig: plt.Figure, *paths, dpi: int = 110) -> None:
+    """Save ``fig`` to every path (format from the suffix: png or pdf) byte-stably, then close it."""
+    for path in paths:
+        fmt = str(path).rsplit(".", 1)[-1].lower()
+        fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_STABLE_METADATA.get(fmt))
+    plt.close(fig)
 
 
 def curves_plot(curves: pd.DataFrame, title: str) -> plt.Figure:

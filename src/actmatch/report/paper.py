@@ -1,0 +1,105 @@
+"""The paper's figures (and ours) drawn from what the pipeline stored (issue: report stage).
+
+Every function takes arrays or frames already loaded and returns a matplotlib Figure; loading
+from ``results/`` is in :mod:`actmatch.report.build`. Figure 1: original / mask / explanation
+triplets captioned with area and p_x → p_e. Figure 2: one image under a loss-weight sweep, from
+the whole object to a few pixels. Figure 3: area against label kept for every method and variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from actmatch.images import explanation_images
+from actmatch.report.figures import plt
+
+__all__ = ["Example", "triplet_figure", "sweep_figure", "tradeoff_figure"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One explained image: the original (uint8, its own size), a hard mask (any size), a title
+    (the class name) and a caption (area, p_x → p_e)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    title: str
+    caption: str
+
+
+def _show(ax, img: np.ndarray) -> None:
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def triplet_figure(examples: Sequence[Example], title: str) -> plt.Figure:
+    """Columns are images; rows are original, mask, explanation (kept pixels, the rest black)."""
+    n = len(examples)
+    if n == 0:
+        raise ValueError("triplet_figure needs at least one example")
+    fig, axes = plt.subplots(3, n, figsize=(1.9 * n, 6.0), squeeze=False)
+    for j, ex in enumerate(examples):
+        parts = explanation_images(ex.image, ex.mask)
+        for i, (img, row) in enumerate(((ex.image, "original"), (parts["mask"], "mask"),
+                                        (parts["explanation"], "explanation"))):
+            _show(axes[i, j], img)
+            if j == 0:
+                axes[i, j].set_ylabel(row, fontsize=9)
+        axes[0, j].set_title(ex.title, fontsize=8)
+        axes[2, j].set_xlabel(ex.caption, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_figure(image: np.ndarray, rows: dict[str, Sequence[tuple[str, np.ndarray]]], title: str) -> plt.Figure:
+    """One row per swept weight (e.g. ``area``, ``tv``); in each, the explanation of ``image`` under
+    every value, labelled, in the order given (low weight to high)."""
+    if not rows or not all(rows.values()):
+        raise ValueError("sweep_figure needs at least one row with at least one mask")
+    ncol = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.8 * ncol, 2.1 * len(rows)), squeeze=False)
+    for i, (name, items) in enumerate(rows.items()):
+        for j in range(ncol):
+            ax = axes[i, j]
+            if j >= len(items):
+                ax.axis("off")
+                continue
+            label, mask = items[j]
+            _show(ax, explanation_images(image, mask)["explanation"])
+            ax.set_title(label, fontsize=7)
+        axes[i, 0].set_ylabel(name, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
+    """Mean hard-mask area against label kept (columns ``panel``, ``name``, ``kind``, ``area``,
+    ``kept``), one panel per ``panel`` value; ``kind`` colours ours / baseline / control / variant."""
+    if points.empty:
+        raise ValueError("tradeoff_figure needs at least one point")
+    panels = list(dict.fromkeys(points["panel"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
+    palette = {"ours": "C3", "baseline": "C0", "control": "0.5", "variant": "C2"}
+    for ax, panel in zip(axes[0], panels):
+        d = points[points["panel"] == panel]
+        sns.scatterplot(data=d, x="area", y="kept", hue="kind", palette=palette, ax=ax, s=30,
+                        hue_order=[k for k in palette if k in set(d["kind"])])
+        for _, r in d.iterrows():
+            ax.annotate(r["name"], (r["area"], r["kept"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("mean area of the hard mask")
+        ax.set_ylabel("top-1 kept")
+        ax.set_ylim(-0.03, 1.05)
+        ax.set_xlim(0.0, max(0.05, 1.15 * float(d["area"].max())))  # from 0: areas are compared across panels
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
