@@ -110,3 +110,43 @@ def test_unknown_dataset_name_is_refused(work, capsys, tmp_path):
     assert rc == 2 and "unknown source dataset 'cifar10'; known: fashion_mnist, imagenette, mnist, photos" in \
         capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def _ablation_params(work, tmp_path) -> str:
+    _, params = work
+    d = YAML(typ="safe", pure=True).load(Path(params).read_text())
+    d["ablation"].update(train={"lr": 1e-3, "epochs": 1, "batch_size": 16, "max_train": 32}, eval_images=4)
+    d["ablation"]["variants"] = {"base": {}, "no_tv": {"weights": {"tv": 0}}}
+    d["report"]["sweep_image"] = 0
+    d["evaluate"]["defaults"].update(curve_steps=4, perturb_draws=1, bootstrap=100, budgets=[0.5, 0.1])
+    path = tmp_path / "params.yaml"
+    YAML(typ="safe", pure=True).dump(d, path)
+    return str(path)
+
+
+def test_ablate_stage_writes_masks_scores_and_its_resolved_loss(work, tmp_path, capsys):
+    tmp, _ = work
+    if not (tmp / "results/classifiers/mnist_cnn-mnist/model").exists():
+        test_train_classifier_stage(work)
+    params = _ablation_params(work, tmp_path)
+    out, metrics = tmp_path / "ablations/m-mnist/no_tv", tmp_path / "ablations/m-mnist/no_tv.json"
+    argv = ["--classifier", "mnist_cnn-mnist", "--dataset", "mnist", "--variant", "no_tv", "--classifier-dir",
+            str(tmp / "results/classifiers/mnist_cnn-mnist/model"), "--data", str(tmp / "data/mnist"), "--out",
+            str(out), "--metrics", str(metrics), "--state", str(tmp_path / "state.pt"), "--params", params,
+            "--no-progress"]
+    stage("ablate")(argv)
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "curves.png", "masks.npz", "per_image.csv",
+                                                      "timing.json"]
+    with np.load(out / "masks.npz") as z:
+        assert z["no_tv_soft"].shape == (4, 28, 28) and z["no_tv_hard"].dtype == bool
+    cfg = YAML(typ="safe", pure=True).load((out / "config.yaml").read_text())
+    assert cfg["loss"]["weights"]["tv"] == 0 and cfg["loss"]["weights"]["area"] == 180 and cfg["overlay"] == {
+        "weights": {"tv": 0}}
+    m = json.loads(metrics.read_text())
+    assert m["variant"] == "no_tv" and m["n"] == 4 and 0 <= m["metrics"]["kept"]["mean"] <= 1
+    assert np.isfinite(m["metrics"]["act_sim"]["mean"]) and not (tmp_path / "state.pt").exists()
+    # an unknown variant stops before any output
+    argv[argv.index("no_tv")] = "no_tvv"
+    argv[argv.index(str(out))] = str(tmp_path / "other")
+    assert run_stage(stage("ablate"), argv) == 2
+    assert "ablation.variants has no 'no_tvv'" in capsys.readouterr().err and not (tmp_path / "other").exists()
