@@ -19,7 +19,9 @@ from actmatch.data import load_dataset
 from actmatch.device import resolve_device
 from actmatch.explainer.api import summarize
 from actmatch.explainer.outputs import eval_split, write_config, write_masks, write_summary
-from actmatch.explainer.train import explain_per_image
+from actmatch.explainer.batched import explain_per_image_batched
+from actmatch.explainer.inputs import load_inputs
+from actmatch.explainer.train import Compute, explain_per_image
 from actmatch.io import atomic_dir, write_json
 from actmatch.report.figures import training_curves
 from actmatch.runner import run_stage
@@ -42,15 +44,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     run = params.explainer.per_image_runs[args.run]
     loss = params.explainer.loss(run.preset)
     device = resolve_device(params.device)
+    cp = params.compute
+    compute = Compute(cp.precision, cp.channels_last)
     clf = load_classifier_dir(args.classifier)
     clf.model.to(device)
+    compute.module(clf.model)
     ds = load_dataset(args.data)
-    idx = eval_split(ds, run.eval_images, params.seed)
-    x = clf.preprocess_batch([ds.images[i] for i in idx]).to(device)
+    idx = eval_split(ds, run.eval_images, params.seed, run.eval_per_class)
+    x = load_inputs(clf, ds.images, idx, device, cp.loader_workers)
     state = Path(args.state)
     start = time.perf_counter()
-    res = explain_per_image(clf, x, loss, run.unet, run.per_image, run.fill, params.seed, state_path=state,
-                            progress=not args.no_progress)
+    if cp.per_image_batch > 1:  # many images' U-Nets at once (fills a GPU); same masks to float tolerance
+        res = explain_per_image_batched(clf, x, loss, run.unet, run.per_image, run.fill, params.seed,
+                                        chunk=cp.per_image_batch, state_path=state, progress=not args.no_progress,
+                                        compute=compute)
+    else:
+        res = explain_per_image(clf, x, loss, run.unet, run.per_image, run.fill, params.seed, state_path=state,
+                                progress=not args.no_progress, compute=compute)
     seconds = time.perf_counter() - start
     ids = [str(ds.index["id"].iloc[i]) for i in idx]
     out = Path(args.out)

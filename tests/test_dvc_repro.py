@@ -158,6 +158,41 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     assert list(json.loads(_dvc(repo, "status", "--json"))) == ["explain_images@mnist_cnn-mnist"]
 
 
+def test_shared_remote_push_then_pull_into_a_second_checkout_runs_nothing(repo, tmp_path):
+    """Grids across machines share one DVC cache: push from this checkout to a directory remote,
+    pull into a second checkout (what git carries + `dvc pull`), and `dvc repro` there has nothing to do."""
+    from dvc.repo import Repo
+
+    yaml = YAML(typ="safe", pure=True)
+    p = yaml.load((repo / "params.yaml").read_text())
+    p["explainer"]["per_image_runs"]["mnist_cnn-mnist"]["per_image"]["steps"] = 3  # undo the last test's edit
+    yaml.dump(p, repo / "params.yaml")
+    assert json.loads(_dvc(repo, "status", "--json")) == {}
+    _dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    _dvc(repo, "push")
+    second = tmp_path / "second"
+    second.mkdir()
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", ".dvc/config"):
+        if (repo / name).exists():
+            (second / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(repo / name, second / name)
+    for name in ("stages", "src"):
+        shutil.copytree(repo / name, second / name, ignore=shutil.ignore_patterns("__pycache__"))
+    with Repo(str(repo)) as r:  # outputs with cache: false (metrics, plots) travel with git, not the remote
+        git_tracked = [o.fs_path for st in r.index.stages for o in st.outs if not o.use_cache]
+    for path in map(Path, git_tracked):
+        dest = second / path.relative_to(repo)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if path.is_dir() else shutil.copy)(path, dest)
+    assert not (second / "results/explainers/mnist_cnn-mnist/amortized").exists()
+    _dvc(second, "pull")
+    assert json.loads(_dvc(second, "status", "--json")) == {}
+    assert "Running stage" not in _dvc(second, "repro")
+    for rel in ("results/explainers/mnist_cnn-mnist/amortized/masks.npz", "results/metrics/mnist_cnn-mnist.json",
+                "data/mnist/index.csv"):
+        assert (second / rel).read_bytes() == (repo / rel).read_bytes(), rel
+
+
 def test_a_second_fresh_run_gives_byte_identical_metrics(tmp_path):
     if not FIRST_RUN:
         pytest.skip("needs the first end-to-end run of this module")

@@ -154,6 +154,19 @@ def info(args: argparse.Namespace) -> None:
     print(yaml.safe_dump(meta, sort_keys=True), end="")
 
 
+def profile(args: argparse.Namespace) -> None:
+    from actmatch.profiles import apply_profile, available
+
+    if args.name is None:
+        print("\n".join(available(args.profiles_dir)))
+        return
+    text = apply_profile(args.name, args.params, args.profiles_dir, dry_run=args.dry_run)
+    if args.dry_run:
+        print(text, end="")
+    else:
+        print(f"{args.params}: profile {args.name!r} applied (validated); run `dvc repro` or `dvc exp run`")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="actmatch", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -179,15 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     inf = sub.add_parser("info", help="show what an explainer checkpoint was trained for")
     inf.add_argument("checkpoint")
     inf.set_defaults(func=info)
+    pr = sub.add_parser("profile", help="merge profiles/<NAME>.yaml into params.yaml (validated); no NAME: list them")
+    pr.add_argument("name", nargs="?")
+    pr.add_argument("--params", default="params.yaml")
+    pr.add_argument("--profiles-dir", default="profiles")
+    pr.add_argument("--dry-run", action="store_true", help="print the merged params instead of writing them")
+    pr.set_defaults(func=profile)
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from actmatch.config import ParamsError
+    from actmatch.plugins import load_plugins
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        load_plugins()
         args.func(args)
     except (CliError, ParamsError, FileNotFoundError, ValueError, KeyError, PermissionError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err

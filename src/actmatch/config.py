@@ -106,13 +106,23 @@ class DatasetsParams(_Strict):
 
 class DownloadParams(_Strict):
     datasets: list[SourceDataset] = Field(min_length=1)
-    classifiers: list[PretrainedClassifier] = Field(default_factory=list)
+    classifiers: list[str] = Field(default_factory=list)  # registry names (built-ins + ACTMATCH_PLUGINS entries)
 
     @field_validator("datasets", "classifiers")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError(f"names must be unique (got {v})")
+        return v
+
+    @field_validator("classifiers")
+    @classmethod
+    def _registered(cls, v: list[str]) -> list[str]:
+        from actmatch.classifiers.registry import CLASSIFIERS  # imports torch: only when there is a name to check
+
+        unknown = [n for n in v if n not in CLASSIFIERS and n not in PRETRAINED_CLASSIFIERS] if v else []
+        if unknown:
+            raise ValueError(f"unknown classifier(s) {unknown}; registered: {', '.join(sorted(CLASSIFIERS))}")
         return v
 
 
@@ -152,7 +162,7 @@ class TrainRunConfig(_Strict):
 
 class TrainClassifierParams(_Strict):
     defaults: TrainDefaults
-    runs: dict[str, TrainRun] = Field(min_length=1)
+    runs: dict[str, TrainRun] = Field(default_factory=dict)  # may be empty: pretrained classifiers only
 
     @field_validator("runs")
     @classmethod
@@ -229,6 +239,7 @@ class ExplainerRun(_Strict):
     fill: Literal["normalized_zero", "black", "blur", "mean"]
     unet: UNetParams
     eval_images: int = Field(ge=1)  # the first N test images get masks (fixed, listed in the outputs)
+    eval_per_class: int | None = Field(default=None, ge=1)  # of those, the first k of each class (paper profile)
     per_image: StepsParams | None = None
     amortized: AmortizedParams | None = None
     finetune: StepsParams | None = None
@@ -236,6 +247,14 @@ class ExplainerRun(_Strict):
     # regime's name in the tables; the masks go to results/explainers/<group>/<regime>
     group: str | None = Field(default=None, pattern=r"^[a-z0-9_]+-[a-z0-9_]+$")
     regime: str | None = Field(default=None, pattern=r"^per_image[a-z0-9_]*$")
+
+    def record(self) -> dict[str, Any]:
+        """The run as written into outputs (config.yaml, checkpoints); an unset ``eval_per_class`` is
+        left out so outputs written before the field existed stay byte-identical."""
+        d = self.model_dump()
+        if d["eval_per_class"] is None:
+            del d["eval_per_class"]
+        return d
 
     @model_validator(mode="after")
     def _finetune_needs_amortized(self) -> "ExplainerRun":
@@ -403,9 +422,26 @@ def _resolve_preset(presets: dict[str, dict[str, Any]], name: str, seen: tuple[s
     return _deep_merge(_resolve_preset(presets, base, seen + (name,)), spec) if base else spec
 
 
+class ComputeParams(_Strict):
+    """The GPU path (issue 6). The defaults are the CPU path and change no number."""
+
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast for the U-Net, classifier and loss
+    channels_last: bool = False
+    loader_workers: int = Field(default=0, ge=0, le=64)  # processes decoding/resizing images (0: in-process)
+    per_image_batch: int = Field(default=1, ge=1, le=1024)  # per-image U-Nets optimized at once (torch.func)
+
+
+class LauncherParams(_Strict):
+    """The command that starts a stage's script (interpolated into dvc.yaml's ``cmd``)."""
+
+    train_explainer: str = Field(default="python", pattern=r"^(python|torchrun( --[a-z_]+(=\S+)?)*)$")
+
+
 class Params(_Strict):
     seed: int = Field(ge=0)
     device: str
+    compute: ComputeParams = ComputeParams()
+    launcher: LauncherParams = LauncherParams()
     download: DownloadParams
     datasets: DatasetsParams
     train_classifier: TrainClassifierParams

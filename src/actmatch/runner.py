@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from actmatch.config import ParamsError
 from actmatch.data.fetch import ChecksumError, DownloadError
+from actmatch.plugins import load_plugins
 
 __all__ = ["run_stage"]
 
@@ -20,6 +21,7 @@ def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     try:
+        load_plugins()  # ACTMATCH_PLUGINS: extra registry entries / mirrors (tests, labs)
         main(argv)
     except _KNOWN as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err

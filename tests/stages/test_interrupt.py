@@ -46,7 +46,8 @@ def setup(tmp_path_factory):
 
 
 def _argv(name: str, tmp: Path, params: Path, out: str) -> list[str]:
-    common = ["--run", "mnist_cnn-mnist", "--classifier", str(tmp / "clf/model"), "--data", str(tmp / "data/mnist"),
+    flag = "--amortized-run" if name == "train_explainer" else "--run"
+    common = [flag, "mnist_cnn-mnist", "--classifier", str(tmp / "clf/model"), "--data", str(tmp / "data/mnist"),
               "--params", str(params), "--no-progress"]
     if name == "train_explainer":
         return common + ["--out", str(tmp / out / "amortized"), "--live", str(tmp / out / "live"),

@@ -150,3 +150,43 @@ def test_ablate_stage_writes_masks_scores_and_its_resolved_loss(work, tmp_path, 
     argv[argv.index(str(out))] = str(tmp_path / "other")
     assert run_stage(stage("ablate"), argv) == 2
     assert "ablation.variants has no 'no_tvv'" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
+def test_train_explainer_under_torchrun_equals_one_process(work, tmp_path):
+    """launcher.train_explainer = torchrun: 2 gloo ranks train one U-Net; rank 0 writes the same
+    checkpoint as a plain one-process run with the same global batch (issue 6, item 4)."""
+    import os
+    import subprocess
+    import sys
+
+    tmp, _ = work
+    if not (tmp / "results/classifiers/mnist_cnn-mnist/model").exists():
+        test_train_classifier_stage(work)
+    d = YAML(typ="safe", pure=True).load(Path(work[1]).read_text())
+    run = d["explainer"]["amortized_runs"]["mnist_cnn-mnist"]
+    run.update(eval_images=4, finetune=None)
+    run["amortized"].update(epochs=2, batch_size=16, max_train=40)
+    params = tmp_path / "params.yaml"
+    YAML(typ="safe", pure=True).dump(d, params)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    nets, masks = {}, {}
+    for launcher in ([sys.executable], [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                        "--nproc_per_node=2"]):
+        out = tmp_path / f"out{len(launcher)}"
+        cmd = [*launcher, str(ROOT / "stages/train_explainer.py"), "--amortized-run", "mnist_cnn-mnist", "--classifier",
+               str(tmp / "results/classifiers/mnist_cnn-mnist/model"), "--data", str(tmp / "data/mnist"),
+               "--out", str(out), "--live", str(tmp_path / f"live{len(launcher)}"), "--state",
+               str(tmp_path / f"state{len(launcher)}"), "--params", str(params), "--no-progress"]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "explainer.pt", "masks.npz", "summary.csv",
+                                                          "timing.json"]
+        nets[len(launcher)] = torch.load(out / "explainer.pt", weights_only=True)["state_dict"]
+        with np.load(out / "masks.npz") as z:
+            masks[len(launcher)] = z["amortized_soft"].astype(np.float32)
+    # Equal up to float summation order (the exact equivalence is test_paper_scale's, on a toy net): Adam
+    # turns 1e-7 gradient differences into up to ~3e-4 here after 6 steps; a missing all-reduce or
+    # unshared noise moves weights by ~lr = 1e-3 per step
+    for k, v in nets[1].items():
+        torch.testing.assert_close(nets[5][k], v, rtol=0, atol=5e-4, msg=f"parameter {k}")
+    assert np.abs(masks[5] - masks[1]).max() < 0.02 and ((masks[5] > 0.5) == (masks[1] > 0.5)).mean() > 0.995

@@ -2,7 +2,8 @@
 
 * Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++ (Chattopadhay et al. 2018) from the
   ``grad-cam`` package, on the classifier's last tap (its deepest feature block); the package
-  upsamples the map to the input size.
+  upsamples the map to the input size. A token sequence (ViT: class token + an s×s grid of
+  patches) is laid out as its s×s grid first, as the package's ViT tutorial does.
 * Integrated Gradients (Sundararajan et al. 2017) from ``captum``, from the removal baseline
   (the same fill our masks use) to x, summed over channels (signed: evidence for y).
 * Occlusion (Zeiler & Fergus 2014) from ``captum``: a square patch set to the removal baseline
@@ -11,12 +12,26 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from actmatch.baselines.base import Method, register
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "IntegratedGradients", "Occlusion"]
+
+
+def tokens_to_map(t: torch.Tensor) -> torch.Tensor:
+    """``(B, N, C)`` tokens → ``(B, C, s, s)``: N = s² patches, or 1 + s² with a leading class token
+    (dropped); conv maps pass through unchanged."""
+    if t.dim() != 3:
+        return t
+    n = t.shape[1]
+    s = math.isqrt(n) if math.isqrt(n) ** 2 == n else math.isqrt(n - 1)
+    if s * s not in (n, n - 1):
+        raise ValueError(f"cannot lay {n} tokens out as a square grid (with or without one class token)")
+    return t[:, n - s * s:, :].reshape(t.shape[0], s, s, t.shape[2]).permute(0, 3, 1, 2)
 
 
 class _CAM(Method):
@@ -33,7 +48,8 @@ class _CAM(Method):
         # The classifier is frozen (no parameter needs a gradient), so the input carries one:
         # otherwise the tapped activations would have no gradient for the CAM weights.
         xin = x.detach().clone().requires_grad_(True)
-        with torch.enable_grad(), cam_cls(model=model, target_layers=[model.get_submodule(layer)]) as cam:
+        with torch.enable_grad(), cam_cls(model=model, target_layers=[model.get_submodule(layer)],
+                                             reshape_transform=tokens_to_map) as cam:
             maps = cam(input_tensor=xin, targets=targets)
         return torch.from_numpy(maps).to(x)[:, None]
 

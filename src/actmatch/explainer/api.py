@@ -29,7 +29,7 @@ FORMAT = "actmatch-explainer-v1"
 def save_explainer(path: str | Path, net: UNet, run: ExplainerRun, loss: LossConfig, clf: Classifier,
                    extra: dict[str, Any] | None = None) -> None:
     """A checkpoint that carries its config: the run, the resolved loss, and the classifier it explains."""
-    ckpt = {"format": FORMAT, "state_dict": net.state_dict(), "run": run.model_dump(), "loss": loss.model_dump(),
+    ckpt = {"format": FORMAT, "state_dict": net.state_dict(), "run": run.record(), "loss": loss.model_dump(),
             "classifier": clf.name, "input_size": clf.input_size, "in_channels": clf.in_channels, **(extra or {})}
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)

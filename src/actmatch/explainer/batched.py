@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from actmatch.classifiers.registry import Classifier
 from actmatch.config import LossConfig, StepsParams, UNetParams
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
-from actmatch.explainer.train import (LOGGED, MaskRun, _check_finite, _final_terms, _load_state, _save_state,
-                                      build_unet, state_key)
+from actmatch.explainer.train import (LOGGED, Compute, MaskRun, _check_finite, _final_terms, _load_state,
+                                      _save_state, autocast, build_unet, state_key)
 from actmatch.explainer.unet import fill_values, soft_mask
 
 __all__ = ["explain_per_image_batched"]
@@ -36,7 +36,7 @@ __all__ = ["explain_per_image_batched"]
 def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNetParams,
                               steps: StepsParams, fill: str, seed: int, *, chunk: int = 16,
                               init_state: dict[str, torch.Tensor] | None = None, state_path: Path | None = None,
-                              progress: bool = True) -> MaskRun:
+                              progress: bool = True, compute: Compute = Compute()) -> MaskRun:
     """Same contract and state file as ``explain_per_image`` (a run may resume the other's state),
     optimizing ``chunk`` images at a time."""
     if chunk < 1:
@@ -44,6 +44,7 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
     key = state_key("per_image", loss, unet, steps, fill, seed, init_state is not None, x.shape,
                     float(x.double().sum()))
     state = _load_state(state_path, key) or {"key": key, "done": [], "curves": []}
+    x = compute.tensor(x)
     ref = reference(clf.model, clf.taps, x)
     baseline = fill_values(x, fill, clf.mean, clf.std)
     bar = tqdm(total=len(x), desc="per-image masks (batched)", disable=not progress, initial=len(state["done"]))
@@ -61,6 +62,7 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
         skeleton = copy.deepcopy(nets[0]).to("meta")
         forward = vmap(lambda p, b, xi: functional_call(skeleton, (p, b), (xi[None],))[0])
         opt = torch.optim.Adam(list(params.values()), lr=steps.lr)
+        scaler = compute.scaler(x.device)
         gens = [torch.Generator().manual_seed(seed + i) for i in idx]
         xc, bc, rc = x[lo:idx[-1] + 1], baseline[lo:idx[-1] + 1], ref.index(slice(lo, idx[-1] + 1))
         curves = [{k: [] for k in LOGGED} for _ in idx]
@@ -69,13 +71,15 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
         best_area = torch.full((len(idx),), float("inf"))
         best = torch.zeros((len(idx), 1, *x.shape[-2:]))
         for step in range(steps.steps):
-            p = soft_mask(forward(params, buffers, xc))
-            terms = loss_terms(clf.model, clf.taps, xc, rc, p, loss, bc, gens)
-            total = weighted_total(terms, loss)
+            with autocast(compute, x.device):
+                p = soft_mask(forward(params, buffers, xc)).float()
+                terms = loss_terms(clf.model, clf.taps, xc, rc, p, loss, bc, gens)
+                total = weighted_total(terms, loss)
             _check_finite(terms, total, f"images {lo + 1}-{idx[-1] + 1}, step {step + 1}", kept_msg)
             opt.zero_grad(set_to_none=True)
-            total.sum().backward()
-            opt.step()
+            scaler.scale(total.sum()).backward()
+            scaler.step(opt)
+            scaler.update()
             terms["total"] = total
             logged = {k: terms[k].detach().cpu().numpy() for k in LOGGED if k in terms}
             for j, c in enumerate(curves):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from actmatch.explainer.taps import as_positions
 
-__all__ = ["DISTANCES", "activation_distance", "act_loss", "ce_loss", "kl_loss", "area_loss", "bin_loss", "tv_loss",
+__all__ = ["ShardedGenerator", "DISTANCES", "activation_distance", "act_loss", "ce_loss", "kl_loss", "area_loss", "bin_loss", "tv_loss",
            "rob_backgrounds", "nec_loss", "tempered_kl"]
 
 DISTANCES = ("cosine", "zmse", "kl")
@@ -87,11 +88,25 @@ def tv_loss(p: torch.Tensor, neighbours: int = 8) -> torch.Tensor:
     return tv
 
 
+@dataclass(frozen=True)
+class ShardedGenerator:
+    """A generator shared by data-parallel ranks: every rank draws the noise of the whole global
+    batch (``global_batch`` rows) and keeps its ``rows``, so the backgrounds equal one process's."""
+
+    generator: torch.Generator
+    global_batch: int
+    rows: slice
+
+
 def rob_backgrounds(x: torch.Tensor, kinds: Sequence[str],
-                    generator: torch.Generator | Sequence[torch.Generator] | None) -> list[torch.Tensor]:
+                    generator: torch.Generator | Sequence[torch.Generator] | ShardedGenerator | None
+                    ) -> list[torch.Tensor]:
     """Replacement backgrounds r in normalized space: ``zero`` (0), ``gaussian`` N(0, 1), ``uniform`` U(−1, 1).
     With one generator per image (the batched per-image regime), image i's noise comes from its own."""
     def draw(fn) -> torch.Tensor:
+        if isinstance(generator, ShardedGenerator):
+            full = fn((generator.global_batch, *x.shape[1:]), generator=generator.generator, device="cpu")
+            return full[generator.rows].to(x)
         if isinstance(generator, Sequence):
             if len(generator) != x.shape[0]:
                 raise ValueError(f"{len(generator)} generators for {x.shape[0]} images")

@@ -14,11 +14,21 @@ from actmatch.config import ExplainerRun, LossConfig
 __all__ = ["write_masks", "write_config", "write_summary", "eval_split"]
 
 
-def eval_split(ds, n: int, seed: int) -> np.ndarray:
+def eval_split(ds, n: int, seed: int, per_class: int | None = None) -> np.ndarray:
     """The evaluation images: ``n`` test images in a seeded random order (storage order is sorted
-    by class in some sets), the same for every method; their ids are listed in every output."""
-    idx = ds.split_indices("test")
-    return np.random.default_rng(seed).permutation(idx)[:n]
+    by class in some sets), the same for every method; their ids are listed in every output.
+    With ``per_class`` only the first ``per_class`` of each label in that order are kept (then at
+    most ``n``), so a smaller per-class set is a subset of a larger one with the same seed."""
+    idx = np.random.default_rng(seed).permutation(ds.split_indices("test"))
+    if per_class is not None:
+        labels = np.asarray(ds.labels)[idx]
+        rank = np.zeros(len(idx), dtype=int)
+        seen: dict[int, int] = {}
+        for j, y in enumerate(labels):
+            rank[j] = seen.get(int(y), 0)
+            seen[int(y)] = rank[j] + 1
+        idx = idx[rank < per_class]
+    return idx[:n]
 
 
 def write_masks(path: Path, ids: list[str], **soft: torch.Tensor) -> None:
@@ -31,7 +41,7 @@ def write_masks(path: Path, ids: list[str], **soft: torch.Tensor) -> None:
 
 
 def write_config(path: Path, run: ExplainerRun, loss: LossConfig, **extra: object) -> None:
-    path.write_text(yaml.safe_dump({"run": run.model_dump(), "loss": loss.model_dump(), **extra}, sort_keys=True))
+    path.write_text(yaml.safe_dump({"run": run.record(), "loss": loss.model_dump(), **extra}, sort_keys=True))
 
 
 def write_summary(path: Path, frames: list[pd.DataFrame]) -> None:

@@ -12,10 +12,11 @@ uninterrupted one on the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,15 @@ import torch
 from tqdm.auto import tqdm
 
 from actmatch.classifiers.registry import Classifier
+from actmatch import distributed
 from actmatch.config import AmortizedParams, LossConfig, StepsParams, UNetParams
+from actmatch.explainer.losses import ShardedGenerator
 from actmatch.explainer.objective import Reference, loss_terms, reference, weighted_total
 from actmatch.explainer.unet import UNet, fill_values, soft_mask
 from actmatch.io import atomic_path
 
 __all__ = ["MaskRun", "build_unet", "explain_per_image", "train_amortized", "predict_masks", "state_key",
-           "LossNotFiniteError"]
+           "LossNotFiniteError", "Compute", "autocast"]
 
 log = logging.getLogger(__name__)
 LOGGED = ("total", "act", "ce", "kl", "area", "bin", "tv", "rob", "nec", "area_hard", "kept")
@@ -45,6 +48,37 @@ class MaskRun:
     soft: torch.Tensor
     final: dict[str, np.ndarray]
     curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How the GPU path runs (params ``compute``): autocast precision and memory format. The
+    defaults (fp32, contiguous) are the CPU path and change no number."""
+
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    channels_last: bool = False
+
+    def tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in channels_last when asked (the stage converts the classifier, we the U-Nets)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def module(self, net: torch.nn.Module) -> torch.nn.Module:
+        return net.to(memory_format=torch.channels_last) if self.channels_last else net
+
+    def scaler(self, device: torch.device) -> torch.amp.GradScaler:
+        """fp16 needs loss scaling (bf16 and fp32 do not: the scaler is then a pass-through)."""
+        return torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+
+
+@contextlib.contextmanager
+def autocast(compute: Compute, device: torch.device) -> Iterator[None]:
+    """Mixed precision for the forward passes and the loss; a no-op for fp32."""
+    if compute.precision == "fp32":
+        yield
+        return
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[compute.precision]
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
 
 
 class LossNotFiniteError(ValueError):
@@ -97,7 +131,7 @@ def _final_terms(clf: Classifier, x: torch.Tensor, ref: Reference, p: torch.Tens
 
 def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNetParams, steps: StepsParams,
                       fill: str, seed: int, *, init_state: dict[str, torch.Tensor] | None = None,
-                      state_path: Path | None = None, progress: bool = True) -> MaskRun:
+                      state_path: Path | None = None, progress: bool = True, compute: Compute = Compute()) -> MaskRun:
     """Optimize one U-Net per image of ``x`` (N, C, H, W), normalized, on the classifier's device.
 
     With ``init_state`` every image starts from those weights (the ``finetune`` regime). With
@@ -105,6 +139,7 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
     key = state_key("per_image", loss, unet, steps, fill, seed, init_state is not None, x.shape,
                     float(x.double().sum()))
     state = _load_state(state_path, key) or {"key": key, "done": [], "curves": []}
+    x = compute.tensor(x)
     ref = reference(clf.model, clf.taps, x)  # once for all images and steps
     baseline = fill_values(x, fill, clf.mean, clf.std)
     bar = tqdm(range(len(x)), desc="per-image masks", disable=not progress, initial=len(state["done"]))
@@ -114,20 +149,24 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
         net = build_unet(clf, unet).to(x.device)
         if init_state is not None:
             net.load_state_dict(init_state)
+        compute.module(net)
         opt = torch.optim.Adam(net.parameters(), lr=steps.lr)
+        scaler = compute.scaler(x.device)
         xi, bi, ri = x[i:i + 1], baseline[i:i + 1], ref.index(slice(i, i + 1))
         curve = {k: [] for k in LOGGED}
         kept_msg = (f"the {i} finished image(s) are kept in {state_path} for a rerun" if state_path
                     else "nothing was saved (no state path)")
         best: tuple[float, torch.Tensor] | None = None  # (hard area, soft mask): smallest non-empty mask that kept y
         for _ in range(steps.steps):
-            p = soft_mask(net(xi))
-            terms = loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)
-            total = weighted_total(terms, loss)
+            with autocast(compute, x.device):
+                p = soft_mask(net(xi)).float()
+                terms = loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)
+                total = weighted_total(terms, loss)
             _check_finite(terms, total, f"image {i + 1}, step {len(curve['total']) + 1}", kept_msg)
             opt.zero_grad(set_to_none=True)
-            total.sum().backward()
-            opt.step()
+            scaler.scale(total.sum()).backward()
+            scaler.step(opt)
+            scaler.update()
             terms["total"] = total
             for k in LOGGED:
                 if k in terms:
@@ -158,13 +197,21 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
 def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNetParams, cfg: AmortizedParams,
                     fill: str, seed: int, *, state_path: Path | None = None,
                     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-                    progress: bool = True) -> tuple[UNet, dict[str, list[float]]]:
+                    progress: bool = True, compute: Compute = Compute()) -> tuple[UNet, dict[str, list[float]]]:
     """Train one U-Net over ``x`` (N, C, H, W) for ``cfg.epochs`` epochs. With ``state_path`` the
-    net, optimizer and random state are saved after each epoch and a rerun resumes there."""
+    net, optimizer and random state are saved after each epoch and a rerun resumes there.
+
+    Inside a torch.distributed process group (torchrun) the net is wrapped in DDP and each rank
+    trains on its shard of every global batch of ``cfg.batch_size``; the result equals one
+    process's (actmatch.distributed). Only rank 0 writes the state file and calls ``on_epoch``."""
+    info = distributed.current()
     key = state_key("amortized", loss, unet, cfg, fill, seed, x.shape, float(x.double().sum()))
     torch.manual_seed(seed)
     net = build_unet(clf, unet).to(x.device)
+    x = compute.tensor(x)
+    compute.module(net)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    scaler = compute.scaler(x.device)
     gen = torch.Generator().manual_seed(seed)
     ref = reference_batched(clf, x, cfg.batch_size)  # once: the classifier is frozen
     baseline = fill_values(x, fill, clf.mean, clf.std)
@@ -178,8 +225,11 @@ def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UN
         torch.set_rng_state(state["torch_rng"])
         curves, start = state["curves"], state["epoch"]
         log.info("resuming amortized training at epoch %d of %d", start + 1, cfg.epochs)
-    for epoch in tqdm(range(start, cfg.epochs), desc="amortized", disable=not progress, initial=start,
-                      total=cfg.epochs):
+    model = net
+    if info.world > 1:  # gradients averaged over ranks after each backward
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[x.device] if x.device.type == "cuda" else None)
+    for epoch in tqdm(range(start, cfg.epochs), desc="amortized", disable=not progress or not info.main,
+                      initial=start, total=cfg.epochs):
         net.train()
         perm = torch.randperm(len(x), generator=gen).to(x.device)
         sums: dict[str, float] = {}
@@ -187,24 +237,34 @@ def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UN
                     if state_path and epoch > 0 else "no epoch had finished, nothing was kept")
         for i in range(0, len(x), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
-            p = soft_mask(net(x[idx]))
-            terms = loss_terms(clf.model, clf.taps, x[idx], ref.index(idx), p, loss, baseline[idx], gen)
-            total = weighted_total(terms, loss)
+            noise: torch.Generator | ShardedGenerator = gen
+            if info.world > 1:  # this rank's rows; noise drawn for the whole batch, as one process would
+                rows = distributed.shard(len(idx), info)
+                idx, noise = idx[rows], ShardedGenerator(gen, len(idx), rows)
+            with autocast(compute, x.device):
+                p = soft_mask(model(x[idx])).float()
+                terms = loss_terms(clf.model, clf.taps, x[idx], ref.index(idx), p, loss, baseline[idx], noise)
+                total = weighted_total(terms, loss)
             _check_finite(terms, total, f"epoch {epoch + 1}, batch {i // cfg.batch_size + 1}", kept_msg)
             opt.zero_grad(set_to_none=True)
-            total.mean().backward()
-            opt.step()
+            # the global batch mean; DDP averages the ranks' gradients, hence × world / global batch
+            scaled = total.mean() if info.world == 1 else total.sum() * info.world / len(perm[i:i + cfg.batch_size])
+            scaler.scale(scaled).backward()
+            scaler.step(opt)
+            scaler.update()
             terms["total"] = total
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach().sum())
+        sums = distributed.all_reduce_sum(sums, info)
         means = {k: v / len(x) for k, v in sums.items()}
         for k in LOGGED:
             if k in means:
                 curves[k].append(means[k])
-        if on_epoch is not None:
+        if on_epoch is not None and info.main:
             on_epoch(epoch, means)
-        _save_state(state_path, {"key": key, "net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
-                                 "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "curves": curves})
+        if info.main:
+            _save_state(state_path, {"key": key, "net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
+                                     "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "curves": curves})
     net.eval()
     return net, {k: v for k, v in curves.items() if v}
 

@@ -1,0 +1,91 @@
+"""Profiles (overlays on params.yaml) and ACTMATCH_PLUGINS: merge rules, validation before
+writing, idempotence, comments kept, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+from ruamel.yaml import YAML
+
+from actmatch import plugins
+from actmatch.classifiers.registry import CLASSIFIERS
+from actmatch.cli import main as cli
+from actmatch.config import ParamsError, load_params, parse_params
+from actmatch.profiles import apply_profile, available, merge
+from tests.conftest import ROOT
+
+
+def test_merge_recurses_into_mappings_and_replaces_lists_and_scalars():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 3}
+    assert merge(base, {"a": {"c": [9], "e": 5}, "f": 6}) == {"a": {"b": 1, "c": [9], "e": 5}, "d": 3, "f": 6}
+
+
+@pytest.fixture()
+def scratch(tmp_path):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "profiles/paper.yaml").write_text((ROOT / "profiles/paper.yaml").read_text())
+    return tmp_path
+
+
+def test_paper_profile_applies_validates_and_is_idempotent(scratch):
+    params, profiles = scratch / "params.yaml", scratch / "profiles"
+    before = params.read_text()
+    apply_profile("paper", params, profiles)
+    once = params.read_text()
+    p = load_params(params)
+    assert p.compute.precision == "bf16" and p.compute.per_image_batch == 20
+    assert "imagenette" in p.download.datasets and "vit_b_16" in p.download.classifiers
+    assert set(p.explainer.amortized_runs) == {"mnist_cnn-mnist", "small_resnet-cluttered_mnist", "resnet18-imagenette",
+                                               "efficientnet_b0-imagenette", "mobilenet_v3_large-imagenette",
+                                               "vit_b_16-imagenette"}
+    run = p.explainer.per_image_runs["resnet18-imagenette-paper"]
+    assert (run.per_image.steps, run.per_image.lr, run.eval_per_class, run.preset) == (880, 5e-5, 2, "paper")
+    assert p.evaluate.runs["vit_b_16-imagenette"].dataset == "imagenette"
+    assert "# actmatch parameters" in once and "# the companion paper's MNIST weights" in once  # comments kept
+    apply_profile("paper", params, profiles)
+    assert params.read_text() == once != before
+
+
+def test_unknown_profile_and_invalid_overlay_leave_params_untouched(scratch):
+    params, profiles = scratch / "params.yaml", scratch / "profiles"
+    before = params.read_text()
+    with pytest.raises(ParamsError, match="no profile 'papr'.*known profiles: paper"):
+        apply_profile("papr", params, profiles)
+    (profiles / "bad.yaml").write_text("compute: {precision: fp8}\n")
+    with pytest.raises(ParamsError, match="compute.precision"):
+        apply_profile("bad", params, profiles)
+    assert params.read_text() == before and available(profiles) == ["bad", "paper"]
+
+
+def test_cli_profile_lists_applies_and_reports_errors(scratch, capsys, monkeypatch):
+    monkeypatch.chdir(scratch)
+    assert cli(["profile"]) == 0 and capsys.readouterr().out.split() == ["paper"]
+    assert cli(["profile", "paper", "--dry-run"]) == 0
+    assert "resnet18-imagenette-paper" in capsys.readouterr().out
+    assert "resnet18" not in (scratch / "params.yaml").read_text().split("download:")[1].split("datasets:")[0]
+    assert cli(["profile", "nope"]) == 2 and "error: no profile 'nope'" in capsys.readouterr().err
+    assert cli(["profile", "paper"]) == 0 and "applied" in capsys.readouterr().out
+
+
+def test_unregistered_download_classifier_names_the_registry(params_dict):
+    params_dict["download"]["classifiers"] = ["resnet_18"]
+    with pytest.raises(ParamsError, match=r"download.classifiers: .*unknown classifier\(s\) \['resnet_18'\]"):
+        parse_params(params_dict)
+
+
+def test_plugins_register_once_and_a_missing_file_is_named(tmp_path, monkeypatch, params_dict):
+    plugin = tmp_path / "plug.py"
+    plugin.write_text("from actmatch.classifiers.registry import register, get_spec\n"
+                      "import dataclasses\n"
+                      "register(dataclasses.replace(get_spec('resnet18'), name='lab_resnet'))\n")
+    monkeypatch.setenv(plugins.ENV, str(plugin))
+    try:
+        assert plugins.load_plugins() == [str(plugin.resolve())] and plugins.load_plugins() == []
+        assert CLASSIFIERS["lab_resnet"].taps == CLASSIFIERS["resnet18"].taps
+        params_dict["download"]["classifiers"] = ["efficientnet_lite0", "lab_resnet"]
+        assert parse_params(params_dict).download.classifiers == ["efficientnet_lite0", "lab_resnet"]
+    finally:
+        CLASSIFIERS.pop("lab_resnet", None)
+    monkeypatch.setenv(plugins.ENV, str(tmp_path / "missing.py"))
+    with pytest.raises(FileNotFoundError, match="ACTMATCH_PLUGINS: plugin file .*missing.py not found"):
+        plugins.load_plugins()
