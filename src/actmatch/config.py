@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "ParamsError",
@@ -23,6 +23,7 @@ __all__ = [
     "parse_params",
     "SOURCE_DATASETS",
     "PRETRAINED_CLASSIFIERS",
+    "allow_classifier",
     "TRAINABLE_ARCHS",
 ]
 
@@ -35,6 +36,27 @@ PhotoName = Literal["chelsea", "coffee", "astronaut", "rocket", "china", "flower
 SOURCE_DATASETS: tuple[str, ...] = get_args(SourceDataset)
 PRETRAINED_CLASSIFIERS: tuple[str, ...] = get_args(PretrainedClassifier)
 TRAINABLE_ARCHS: tuple[str, ...] = get_args(TrainableArch)
+# Names a plugin registers (actmatch.classifiers.registry.register calls allow_classifier); kept
+# here rather than read from the registry so that loading params never imports torch or the
+# classifier code, and stages that only read params do not depend on it.
+_PLUGIN_CLASSIFIERS: list[str] = []
+
+
+def allow_classifier(name: str) -> None:
+    """Accept ``name`` in ``download.classifiers`` (called for each non-built-in registry entry)."""
+    if name not in PRETRAINED_CLASSIFIERS and name not in _PLUGIN_CLASSIFIERS:
+        _PLUGIN_CLASSIFIERS.append(name)
+
+
+def _known_classifier(name: str) -> str:
+    known = [*PRETRAINED_CLASSIFIERS, *_PLUGIN_CLASSIFIERS]
+    if name not in known:
+        listed = ", ".join(repr(n) for n in known[:-1]) + f" or {known[-1]!r}"
+        raise ValueError(f"unknown classifier {name!r}; expected {listed}")
+    return name
+
+
+ClassifierName = Annotated[str, AfterValidator(_known_classifier)]
 RUN_KEY = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+$")
 PER_IMAGE_KEY = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+(-[a-z0-9_]+)?$")
 
@@ -106,7 +128,7 @@ class DatasetsParams(_Strict):
 
 class DownloadParams(_Strict):
     datasets: list[SourceDataset] = Field(min_length=1)
-    classifiers: list[str] = Field(default_factory=list)  # registry names (built-ins + ACTMATCH_PLUGINS entries)
+    classifiers: list[ClassifierName] = Field(default_factory=list)  # built-ins + names ACTMATCH_PLUGINS register
 
     @field_validator("datasets", "classifiers")
     @classmethod
@@ -115,15 +137,6 @@ class DownloadParams(_Strict):
             raise ValueError(f"names must be unique (got {v})")
         return v
 
-    @field_validator("classifiers")
-    @classmethod
-    def _registered(cls, v: list[str]) -> list[str]:
-        from actmatch.classifiers.registry import CLASSIFIERS  # imports torch: only when there is a name to check
-
-        unknown = [n for n in v if n not in CLASSIFIERS and n not in PRETRAINED_CLASSIFIERS] if v else []
-        if unknown:
-            raise ValueError(f"unknown classifier(s) {unknown}; registered: {', '.join(sorted(CLASSIFIERS))}")
-        return v
 
 
 class TrainDefaults(_Strict):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ruamel.yaml import YAML
 
-from actmatch import plugins
+from actmatch import config, plugins
 from actmatch.classifiers.registry import CLASSIFIERS
 from actmatch.cli import main as cli
 from actmatch.config import ParamsError, load_params, parse_params
@@ -69,7 +69,8 @@ def test_cli_profile_lists_applies_and_reports_errors(scratch, capsys, monkeypat
 
 def test_unregistered_download_classifier_names_the_registry(params_dict):
     params_dict["download"]["classifiers"] = ["resnet_18"]
-    with pytest.raises(ParamsError, match=r"download.classifiers: .*unknown classifier\(s\) \['resnet_18'\]"):
+    with pytest.raises(ParamsError, match=r"download.classifiers.0: unknown classifier 'resnet_18'; expected "
+                                          r"'efficientnet_lite0', .* or 'vit_b_16'"):
         parse_params(params_dict)
 
 
@@ -86,6 +87,9 @@ def test_plugins_register_once_and_a_missing_file_is_named(tmp_path, monkeypatch
         assert parse_params(params_dict).download.classifiers == ["efficientnet_lite0", "lab_resnet"]
     finally:
         CLASSIFIERS.pop("lab_resnet", None)
+        config._PLUGIN_CLASSIFIERS.remove("lab_resnet")
+    with pytest.raises(ParamsError, match="unknown classifier 'lab_resnet'"):
+        parse_params(params_dict)
     monkeypatch.setenv(plugins.ENV, str(tmp_path / "missing.py"))
     with pytest.raises(FileNotFoundError, match="ACTMATCH_PLUGINS: plugin file .*missing.py not found"):
         plugins.load_plugins()
