@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -255,3 +256,56 @@ def test_binary_kind_needs_two_classes():
 
     with pytest.raises(ValueError, match="2-class classifier, got 10 classes"):
         build_ce("binary", 1, 28, 10, (16, 32, 64), (32, 64, 96), 0.2)
+
+
+def test_explain_ce_and_its_metrics_by_hand():
+    from actmatch.ce.explain import ce_metrics, explain_ce
+    from actmatch.ce.models import Translator
+
+    class Invert(nn.Module):
+        def forward(self, x, cls):
+            return 1 - x
+
+    f = L.PixelClassifier(freeze(_LeftRight()), (0.0,), (1.0,))
+    x = _toy_set(4, 0)  # two left-bright (class 1), two right-bright (class 0)
+    G = Translator(Invert(), "source")
+    for variant in ("syce", "cyce"):
+        out = explain_ce(variant, G, f, x, batch_size=3)
+        assert out["c"].tolist() == [1, 1, 0, 0] and out["t"].tolist() == [0, 0, 1, 1]
+        assert torch.allclose(out["x_a"], 1 - x) and torch.allclose(out["x_st"], x)
+        assert torch.allclose(out["map"], (1 - 2 * x).abs())  # |x_st − x_a| = |x − x_a| here
+        m = ce_metrics(f, x, out)
+        # inverting swaps the bright half: every x_a flips and hits the target, every x_st is stable
+        assert m["flip"].tolist() == [1.0] * 4 and m["hit_target"].tolist() == [1.0] * 4
+        assert m["stable"].tolist() == [1.0] * 4
+        assert torch.allclose(m["l1"], (x - (1 - x)).abs().flatten(1).mean(1))
+
+
+def test_frechet_and_js_distances_by_hand():
+    from actmatch.ce.vae import frechet_distance, frechet_from_stats, js_distance
+
+    # diag(1, 4) vs diag(4, 1): sqrt(Σ1Σ2) = diag(2, 2); trace term 5 + 5 - 8 = 2; means differ by (3, 4): 25
+    s1, s2 = np.diag([1.0, 4.0]), np.diag([4.0, 1.0])
+    assert frechet_from_stats(np.zeros(2), s1, np.array([3.0, 4.0]), s2) == pytest.approx(27.0)
+    a = np.random.default_rng(0).normal(size=(500, 3))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    assert frechet_distance(a, a + np.array([1.0, 2.0, 2.0])) == pytest.approx(9.0, rel=1e-6)  # shift only
+    assert js_distance(a, a) == 0.0
+    assert js_distance(np.zeros((10, 2)), np.ones((10, 2))) == pytest.approx(1.0)  # disjoint: the maximum
+
+
+def test_vae_shapes_loss_and_a_few_epochs_lower_it():
+    from actmatch.ce.vae import VAE, embed, train_vae, vae_loss
+
+    x = _toy_set(64, 0)
+    losses = []
+    vae = train_vae(x, latent=4, epochs=6, lr=3e-3, batch_size=16, seed=0, on_epoch=lambda e, v: losses.append(v),
+                    progress=False)
+    assert losses[-1] < losses[0]
+    assert embed(vae, x).shape == (64, 4)
+    with pytest.raises(ValueError, match="divisible by 4, got 30"):
+        VAE(1, 30, 4)
+    # mu = logvar = 0 (KL 0) and logits 0 on an all-0.5 image: BCE = log 2 per pixel
+    x1 = torch.full((2, 1, 4, 4), 0.5)
+    assert vae_loss(torch.zeros_like(x1), x1, torch.zeros(2, 3), torch.zeros(2, 3)).item() == pytest.approx(
+        16 * math.log(2), rel=1e-6)
