@@ -62,3 +62,36 @@ def test_bad_images_are_named():
         measure(np.zeros((28, 28)))
     with pytest.raises(ValueError, match="2-D grey image"):
         measure(np.zeros((28, 28, 3)))
+
+
+def _stroke(s: float = 0.15) -> np.ndarray:
+    return np.clip(_sheared(s), 0, 255).astype(np.uint8)
+
+
+def test_set_thickness_slant_and_intensity_reach_their_targets():
+    from actmatch.glance.perturb import set_intensity, set_slant, set_thickness
+
+    base = measure(_stroke())
+    thick, thin = measure(set_thickness(_stroke(), 5.0)), measure(set_thickness(_bar(5).astype(np.uint8), 2.5))
+    assert thick["thickness"] == pytest.approx(5.0, abs=0.8) and thick["thickness"] > base["thickness"] + 1
+    assert thin["thickness"] == pytest.approx(2.5, abs=0.8)
+    assert measure(set_slant(_stroke(), -0.3))["slant"] == pytest.approx(-0.3, abs=0.02)
+    assert measure(set_slant(_stroke(), 0.4))["slant"] == pytest.approx(0.4, abs=0.02)
+    assert measure(set_intensity(_stroke(), 120))["intensity"] == pytest.approx(120, abs=1.5)
+    assert set_thickness(_stroke(), 5.0).dtype == np.uint8
+
+
+def test_controlled_digits_follow_the_recipe_and_are_seeded():
+    from actmatch.glance.perturb import TRUE_EDGES, controlled_digits
+
+    digits = np.stack([_stroke(s) for s in np.linspace(-0.2, 0.3, 12)])
+    out, causes = controlled_digits(digits, seed=3)
+    again, causes2 = controlled_digits(digits, seed=3)
+    assert np.array_equal(out, again) and causes.equals(causes2) and out.shape == digits.shape
+    meas = measure_batch(out)
+    assert np.corrcoef(meas["slant"], causes["slant"])[0, 1] > 0.95
+    assert np.corrcoef(meas["intensity"], causes["intensity"])[0, 1] > 0.95
+    assert np.corrcoef(meas["thickness"], causes["thickness"])[0, 1] > 0.7
+    # the edges: intensity is a deterministic increasing function of thickness
+    assert np.all(np.diff(causes.sort_values("thickness")["intensity"].to_numpy()) > 0)
+    assert TRUE_EDGES == (("thickness", "intensity"), ("thickness", "slant"))
