@@ -41,7 +41,11 @@ def _metric_files(repo: Path) -> dict[str, bytes]:
     return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(files)}
 
 
-def _make_repo(work: Path) -> Path:
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_repo(work: Path, scm: bool = False) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, work / name)
@@ -75,9 +79,19 @@ def _make_repo(work: Path) -> Path:
     p["report"]["examples"] = 2
     yaml.dump(p, work / "params.yaml")
     (work / "paper_figures").mkdir()
-    _dvc(work, "init", "--no-scm", "-q")
+    if scm:  # dvc exp needs git
+        _git(work, "init", "-q")
+        _git(work, "config", "user.email", "test@example.com")
+        _git(work, "config", "user.name", "test")
+        _dvc(work, "init", "-q")
+    else:
+        _dvc(work, "init", "--no-scm", "-q")
     _dvc(work, "config", "core.analytics", "false")
     _dvc(work, "config", "core.check_update", "false")
+    if scm:
+        (work / ".gitignore").write_text("__pycache__/\n*.egg-info/\n")
+        _git(work, "add", "-A")
+        _git(work, "commit", "-q", "-m", "scratch")
     return work
 
 
@@ -191,6 +205,36 @@ def test_shared_remote_push_then_pull_into_a_second_checkout_runs_nothing(repo, 
     for rel in ("results/explainers/mnist_cnn-mnist/amortized/masks.npz", "results/metrics/mnist_cnn-mnist.json",
                 "data/mnist/index.csv"):
         assert (second / rel).read_bytes() == (repo / rel).read_bytes(), rel
+
+
+def test_queued_experiments_run_in_parallel_workers(tmp_path):
+    """The README's grid recipe: `dvc exp run --queue -S ...` twice, `dvc queue start -j 2`, and each
+    experiment's metrics come from its own params (here one classifier trained at two learning rates)."""
+    import time
+
+    work = _make_repo(tmp_path / "q", scm=True)
+    target = "train_classifier@mnist_cnn-mnist"
+    for lr in ("0.002", "0.05"):
+        _dvc(work, "exp", "run", "--queue", "-S", f"train_classifier.defaults.lr={lr}", "-n", f"lr{lr}", target)
+    _dvc(work, "queue", "start", "-j", "2")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = _dvc(work, "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert "Failed" not in status and status.count("Success") == 2, status
+    rows = json.loads(_dvc(work, "exp", "show", "--json"))
+    found = {}
+    for commit in rows:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = rev.get("data") or {}
+                lr = data["params"]["params.yaml"]["data"]["train_classifier"]["defaults"]["lr"]
+                acc = data["metrics"]["results/classifiers/mnist_cnn-mnist/live/metrics.json"]["data"]
+                found[lr] = acc
+    assert set(found) == {0.002, 0.05}, found
+    assert found[0.002] != found[0.05]
 
 
 def test_a_second_fresh_run_gives_byte_identical_metrics(tmp_path):
