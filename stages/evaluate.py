@@ -1,6 +1,6 @@
 """DVC stage ``evaluate@<classifier>-<dataset>``: every regime of ours found under
-results/explainers/<classifier>-<dataset>/ and every baseline in ``evaluate.baselines``, scored by
-the same metric functions at the same per-image area (method.md §5-6). Writes the aggregated
+results/explainers/<classifier>-<dataset>/, the SyCE/CyCE maps under its ce/ (if any) and every
+baseline in ``evaluate.baselines``, scored by the same metric functions at the same per-image area (method.md §5-6). Writes the aggregated
 metrics (mean, 95 % bootstrap interval, n) as DVC metrics, the per-image table, the mean
 insertion/deletion curves (DVC plots + a PNG) and the cost per explanation. Resumes by method."""
 
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from actmatch.ce.pipeline import load_maps
 from actmatch.classifiers import load_classifier_dir
 from actmatch.config import load_params
 from actmatch.data import load_dataset
@@ -42,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ds = load_dataset(args.data)
     regimes = load_regimes(args.explainers)
     state = Path(args.state)
-    per_image, curves, metrics, cost = evaluate(clf, ds, regimes, cfg, state, progress=not args.no_progress)
+    per_image, curves, metrics, cost = evaluate(clf, ds, regimes, cfg, state, progress=not args.no_progress,
+                                                maps=load_maps(args.explainers))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "per_image.csv") as tmp:

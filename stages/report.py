@@ -1,7 +1,8 @@
 """DVC stage ``report``: every table and figure of the write-up from what the pipeline stored
 (results/, plus the image pixels from data/) into --out (paper_figures/): Table 1 per evaluated
 group, Table 2 per ablation grid (Markdown + LaTeX), Figure 1 triplets, Figure 2 weight sweeps,
-the area–fidelity trade-off, insertion/deletion and training curves (PNG + PDF), and one
+the area–fidelity trade-off, insertion/deletion and training curves, SyCE/CyCE's metrics table
+and example figures (PNG + PDF), and one
 self-contained report.html. Written whole into a temporary folder, then swapped in."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     r = params.report
     with atomic_dir(Path(args.out)) as tmp:
         files = build_report(Path(args.results), Path(args.data), tmp, r.examples, r.sweep_image,
-                             params.ablation.base, r.dpi)
+                             params.ablation.base, r.dpi, params.ce.figure_examples if params.ce else 4)
     print(f"report: {len(files)} files in {args.out}/ (open {args.out}/report.html)")
 
 

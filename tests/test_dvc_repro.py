@@ -59,7 +59,8 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     p["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
     p["train_classifier"]["runs"] = {"mnist_cnn-mnist": {"arch": "mnist_cnn", "dataset": "mnist"},
                                      "small_resnet-cluttered_mnist": {"arch": "small_resnet",
-                                                                      "dataset": "cluttered_mnist"}}
+                                                                      "dataset": "cluttered_mnist"},
+                                     "lenet-mnist_3v8": {"arch": "lenet", "dataset": "mnist_3v8"}}
     ex = p["explainer"]
     ex["amortized_runs"]["mnist_cnn-mnist"].update(eval_images=8, finetune={"lr": 1e-3, "steps": 2})
     ex["amortized_runs"]["mnist_cnn-mnist"]["amortized"].update(epochs=1, max_train=64)
@@ -68,6 +69,13 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     ex["per_image_runs"]["mnist_cnn-mnist-paper"].update(eval_images=2, per_image={"lr": 5e-5, "steps": 2})
     ex["amortized_runs"]["small_resnet-cluttered_mnist"].update(eval_images=6, finetune={"lr": 1e-3, "steps": 1})
     ex["amortized_runs"]["small_resnet-cluttered_mnist"]["amortized"].update(epochs=1, max_train=16)
+    ex["amortized_runs"]["lenet-mnist_3v8"].update(eval_images=6, finetune={"lr": 1e-3, "steps": 1})
+    ex["amortized_runs"]["lenet-mnist_3v8"]["amortized"].update(epochs=1, max_train=32)
+    ce = p["ce"]
+    ce["train"].update(max_epochs=1, max_train=40, batch_size=16)
+    ce["vae"].update(epochs=1, latent=4, js_bins=5)
+    for run in ce["runs"].values():
+        run.update(max_epochs=1, max_train=24)
     ev = p["evaluate"]["defaults"]
     ev.update(curve_steps=4, perturb_draws=1, bootstrap=100, cost_images=1, budgets=[0.5, 0.1])
     ev["baselines"].update(rise={"masks": 16}, extremal={"steps": 2}, integrated_gradients={"steps": 4})
@@ -108,7 +116,10 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
                   "explain_images@mnist_cnn-mnist", "explain_images@efficientnet_lite0-photos",
                   "explain_images@mnist_cnn-mnist-paper", "train_explainer@small_resnet-cluttered_mnist",
                   "evaluate@mnist_cnn-mnist", "evaluate@small_resnet-cluttered_mnist", "evaluate@efficientnet_lite0-photos",
-                  "ablate@mnist_cnn-mnist-mnist-base", "ablate@mnist_cnn-mnist-mnist-area_500", "report"):
+                  "ablate@mnist_cnn-mnist-mnist-base", "ablate@mnist_cnn-mnist-mnist-area_500", "report",
+                  "make_mnist_3v8", "train_classifier@lenet-mnist_3v8", "train_vae@mnist_3v8", "train_vae@cluttered_mnist",
+                  "train_ce@lenet-mnist_3v8", "train_ce@mnist_cnn-mnist", "train_ce@small_resnet-cluttered_mnist",
+                  "evaluate@lenet-mnist_3v8"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
     flat = json.dumps(metrics)
@@ -120,7 +131,16 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     assert list(photos["id"]) == ["chelsea"] and photos.loc[0, "class_name"] == "Egyptian cat"
     m = json.loads((repo / "results/metrics/mnist_cnn-mnist.json").read_text())["methods"]
     assert set(m) == {"ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_paper", "gradcam",
-                      "gradcam_pp", "integrated_gradients", "occlusion", "rise", "extremal", "random", "centre"}
+                      "gradcam_pp", "integrated_gradients", "occlusion", "rise", "extremal", "random", "centre",
+                      "syce_10class", "cyce_10class"}
+    assert m["syce_10class"]["area"]["mean"] == pytest.approx(m["ours:amortized"]["area"]["mean"], abs=1 / 784)
+    binary = json.loads((repo / "results/metrics/lenet-mnist_3v8.json").read_text())["methods"]
+    assert {"syce", "cyce", "ours:amortized"} <= set(binary) and binary["cyce"]["kept"]["n"] == 6
+    ce = json.loads((repo / "results/ce/lenet-mnist_3v8.json").read_text())
+    assert ce["num_classes"] == 2 and set(ce["methods"]) == {"syce", "cyce"}
+    assert 0 <= ce["methods"]["syce"]["flip"] <= 1 and ce["methods"]["cyce"]["fd_adv"] >= 0
+    maps = np.load(repo / "results/explainers/small_resnet-cluttered_mnist/ce/cyce/maps.npz")
+    assert maps["map"].shape == (40, 64, 64) and maps["x_a"].dtype == np.uint8
     assert m["ours:amortized"]["kept"]["n"] == 8 and m["ours:per_image"]["kept"]["n"] == 2
     assert m["gradcam"]["area"]["mean"] == pytest.approx(m["ours:amortized"]["area"]["mean"], abs=1 / 784)
     clutter = json.loads((repo / "results/metrics/small_resnet-cluttered_mnist.json").read_text())["methods"]
@@ -158,7 +178,7 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     third = _dvc(repo, "repro")
     ran = {line.split("'")[1] for line in third.splitlines() if line.startswith("Running stage")}
     assert ran == {"train_classifier@small_resnet-cluttered_mnist", "train_explainer@small_resnet-cluttered_mnist",
-                   "evaluate@small_resnet-cluttered_mnist", "report"}  # that classifier, what builds on it, only
+                   "train_ce@small_resnet-cluttered_mnist", "evaluate@small_resnet-cluttered_mnist", "report"}  # that classifier, what builds on it, only
 
     p["ablation"]["variants"]["area_500"]["weights"]["area"] = 400
     yaml.dump(p, repo / "params.yaml")

@@ -28,9 +28,9 @@ __all__ = [
 ]
 
 SourceDataset = Literal["mnist", "fashion_mnist", "photos", "imagenette"]
-TrainableDataset = Literal["mnist", "fashion_mnist", "cluttered_mnist"]
+TrainableDataset = Literal["mnist", "fashion_mnist", "cluttered_mnist", "mnist_3v8"]
 PretrainedClassifier = Literal["efficientnet_lite0", "resnet18", "efficientnet_b0", "mobilenet_v3_large", "vit_b_16"]
-TrainableArch = Literal["mnist_cnn", "small_resnet"]
+TrainableArch = Literal["mnist_cnn", "small_resnet", "lenet"]
 PhotoName = Literal["chelsea", "coffee", "astronaut", "rocket", "china", "flower"]
 
 SOURCE_DATASETS: tuple[str, ...] = get_args(SourceDataset)
@@ -95,6 +95,19 @@ class ClutteredMnistParams(_Strict):
     train_copies: int = Field(default=1, ge=1, le=10)  # canvases per train digit (test digits get one)
 
 
+class MnistPairParams(_Strict):
+    """A binary task from two mnist classes (SyCE/CyCE's 3 vs 8, method.md §8.1); labels 0, 1 in that order."""
+
+    classes: list[Annotated[int, Field(ge=0, le=9)]] = Field(min_length=2, max_length=2)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if v[0] == v[1]:
+            raise ValueError(f"the two classes must differ (got {v})")
+        return v
+
+
 class PhotosParams(_Strict):
     names: list[PhotoName] = Field(min_length=1)
 
@@ -124,6 +137,7 @@ class DatasetsParams(_Strict):
     photos: PhotosParams
     fashion_mnist: FashionMnistParams
     imagenette: ImagenetteParams
+    mnist_3v8: MnistPairParams = MnistPairParams(classes=[3, 8])
 
 
 class DownloadParams(_Strict):
@@ -215,7 +229,7 @@ class LossConfig(_Strict):
 
 
 Regime = Literal["per_image", "amortized", "finetune"]
-DatasetName = Literal["mnist", "fashion_mnist", "photos", "cluttered_mnist", "imagenette"]
+DatasetName = Literal["mnist", "fashion_mnist", "photos", "cluttered_mnist", "imagenette", "mnist_3v8"]
 
 
 class UNetParams(_Strict):
@@ -435,6 +449,82 @@ def _resolve_preset(presets: dict[str, dict[str, Any]], name: str, seen: tuple[s
     return _deep_merge(_resolve_preset(presets, base, seen + (name,)), spec) if base else spec
 
 
+class CEWeightsParams(_Strict):
+    """SyCE/CyCE loss weights (method.md §8.1; the authors' values in params.yaml). SyCE uses adv,
+    rec_same, rec_other, cls_same, cls_other, gan; CyCE adv, rec_cycle, cls_cycle, gan; both gp."""
+
+    adv: float = Field(ge=0)
+    rec_same: float = Field(ge=0)
+    rec_other: float = Field(ge=0)
+    cls_same: float = Field(ge=0)
+    cls_other: float = Field(ge=0)
+    rec_cycle: float = Field(ge=0)
+    cls_cycle: float = Field(ge=0)
+    gan: float = Field(ge=0)
+    gp: float = Field(ge=0)
+
+
+class CETrainParams(_Strict):
+    """Generator/critic training (method.md §8.1: Adam 1e-4, batch 64, up to 60 epochs, plateau 0.3)."""
+
+    g_widths: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=5)
+    d_widths: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=5)
+    dropout: float = Field(ge=0, lt=1)
+    lr: float = Field(gt=0)
+    batch_size: int = Field(ge=2)
+    max_epochs: int = Field(ge=1)
+    critic_steps: int = Field(ge=1)          # critic updates per generator update (ours; see ce/train.py)
+    plateau_factor: float = Field(gt=0, lt=1)
+    plateau_patience: int = Field(ge=0)
+    early_stop_patience: int = Field(ge=1)
+    max_train: int | None = Field(default=None, ge=2)  # first N train images (None: all)
+    val_fraction: float = Field(gt=0, lt=1)  # of those, the last part drives the schedule and early stop
+
+
+class CERun(_Strict):
+    """SyCE/CyCE for one classifier on one dataset; the key is an explainer group, so evaluate scores
+    the maps beside ours. A 2-class classifier gets the authors' per-class G_c/D_c; more classes get
+    one class-conditional generator aimed at the runner-up class (our extension)."""
+
+    classifier: str
+    dataset: DatasetName
+    max_epochs: int | None = Field(default=None, ge=1)
+    max_train: int | None = Field(default=None, ge=2)
+
+
+class VAEParams(_Strict):
+    """The small VAE whose embedding scores realism (Fréchet / Jensen-Shannon, method.md §8.1)."""
+
+    datasets: list[DatasetName] = Field(min_length=1)  # train_vae@<dataset>: every ce run's dataset
+    latent: int = Field(ge=2)
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    batch_size: int = Field(ge=2)
+    js_bins: int = Field(ge=2)
+
+
+class CEParams(_Strict):
+    variants: list[Literal["syce", "cyce"]] = Field(min_length=1)
+    weights: CEWeightsParams
+    train: CETrainParams
+    vae: VAEParams
+    figure_examples: int = Field(ge=1, le=16)  # rows of input / similar / adversarial / map per run in the report
+    runs: dict[str, CERun] = Field(default_factory=dict)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"variants must be unique (got {v})")
+        return v
+
+    def train_for(self, key: str) -> CETrainParams:
+        """``train`` with run ``key``'s overrides."""
+        run = self.runs[key]
+        return self.train.model_copy(update={k: v for k, v in (("max_epochs", run.max_epochs),
+                                                                ("max_train", run.max_train)) if v is not None})
+
+
 class ComputeParams(_Strict):
     """The GPU path (issue 6). The defaults are the CPU path and change no number."""
 
@@ -462,6 +552,7 @@ class Params(_Strict):
     evaluate: EvaluateParams
     ablation: AblationParams
     report: ReportParams
+    ce: CEParams | None = None  # SyCE / CyCE (issue 8); absent: no such stages
 
     @field_validator("device")
     @classmethod
@@ -475,7 +566,8 @@ class Params(_Strict):
         if "mnist" not in self.download.datasets:
             raise ValueError("download.datasets must include 'mnist': the make_cluttered_mnist stage builds on it "
                              f"(now {self.download.datasets})")
-        made = set(self.download.datasets) | ({"cluttered_mnist"} if "mnist" in self.download.datasets else set())
+        made = set(self.download.datasets) | ({"cluttered_mnist", "mnist_3v8"} if "mnist" in self.download.datasets
+                                              else set())
         for key, run in self.train_classifier.runs.items():
             if run.dataset not in made:
                 raise ValueError(f"train_classifier.runs.{key}.dataset: {run.dataset!r} is not produced by this "
@@ -503,6 +595,19 @@ class Params(_Strict):
             if match not in regimes:
                 raise ValueError(f"evaluate.runs.{key}.match_area: {match!r} is not a regime produced for it; "
                                  f"allowed: {regimes}")
+        for key, run in (self.ce.runs if self.ce else {}).items():
+            if key not in groups:
+                raise ValueError(f"ce.runs.{key}: not an explainer group (its maps are scored beside ours by "
+                                 f"evaluate@{key}); known: {sorted(groups)}")
+            if groups[key] != (run.classifier, run.dataset):
+                raise ValueError(f"ce.runs.{key}: its explainers explain {groups[key][0]} on {groups[key][1]}, "
+                                 f"not {run.classifier} on {run.dataset}")
+            if run.dataset not in self.ce.vae.datasets:
+                raise ValueError(f"ce.runs.{key}.dataset: {run.dataset!r} needs a VAE: add it to ce.vae.datasets "
+                                 f"(now {self.ce.vae.datasets})")
+            if run.classifier not in self.train_classifier.runs:
+                raise ValueError(f"ce.runs.{key}.classifier: {run.classifier!r} must be a train_classifier run "
+                                 f"(SyCE/CyCE are built at MNIST scale); runs: {sorted(self.train_classifier.runs)}")
         ab = self.ablation
         if self.report.sweep_image >= ab.eval_images:
             raise ValueError(f"report.sweep_image: {self.report.sweep_image} is not one of the "

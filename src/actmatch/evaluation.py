@@ -5,7 +5,8 @@ explanation per method, and aggregate.
 Our regimes come from the explainer stages' folders ``results/explainers/<classifier>-<dataset>/*/``
 (``masks.npz`` + the resolved ``config.yaml``). The images are those of the ``match_area``
 regime; a regime with masks for fewer images (e.g. the per-image one) is scored on the images it
-has, and n says so. Finished methods are kept in a state folder, so an interrupted run resumes.
+has, and n says so. SyCE / CyCE maps (``<group>/ce/*/maps.npz``, method.md §8.1) are scored like the
+baselines: binarized per image to the area of our ``match_area`` mask. Finished methods are kept in a state folder, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import yaml
 from tqdm.auto import tqdm
 
 from actmatch.baselines import binarize_to_area, build_baseline, to_unit
+from actmatch.ce.pipeline import CEMaps, cost_fn
 from actmatch.classifiers.registry import Classifier
 from actmatch.config import EvaluateRunConfig, ExplainerRun, LossConfig
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.api import load_explainer
+from actmatch.explainer.taps import tapped
 from actmatch.explainer.train import explain_per_image, state_key
 from actmatch.explainer.unet import fill_values
 from actmatch.io import atomic_path
@@ -107,14 +110,28 @@ def _our_cost_fn(reg: Regime, clf: Classifier, seed: int) -> Callable[[torch.Ten
                                         progress=False)
 
 
+@torch.no_grad()
+def cam_layer(clf: Classifier, x: torch.Tensor) -> str:
+    """The layer the CAM baselines read: the last tap with a spatial (or token) output, so a net whose
+    last tap is a dense block (LeNet's fc layers) uses its last convolutional block."""
+    with tapped(clf.model, clf.taps) as taps:
+        clf.model(x[:1])
+        outs = taps.ordered()
+    spatial = [n for n, o in zip(clf.taps, outs) if o.dim() >= 3]
+    if not spatial:
+        raise ValueError(f"classifier {clf.name} has no tap with a spatial output for Grad-CAM; taps: {clf.taps}")
+    return spatial[-1]
+
+
 def _chunks(n: int, size: int) -> Iterator[slice]:
     for i in range(0, n, size):
         yield slice(i, min(n, i + size))
 
 
 def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg: EvaluateRunConfig,
-             state_dir: Path | None = None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
-    """Score our regimes and the baselines. Returns the per-image table, the mean curves, the
+             state_dir: Path | None = None, progress: bool = True,
+             maps: dict[str, CEMaps] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """Score our regimes, the SyCE/CyCE ``maps`` and the baselines. Returns the per-image table, the mean curves, the
     aggregated metrics ``{"settings", "methods": {method: {metric: {mean, lo, hi, n}}}}`` and the
     cost ``{method: {ms_per_explanation, peak_mb, n}}``."""
     if cfg.match_area not in regimes:
@@ -144,7 +161,12 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg:
                           cfg.seed)
     ref_hard = ref.hard_masks()[: len(ids)].to(device)
     areas = ref_hard.mean((1, 2, 3))
-    methods = [OURS + n for n in regimes] + list(cfg.baselines)
+    maps = maps or {}
+    clash = set(maps) & set(cfg.baselines)
+    if clash:
+        raise ValueError(f"method names {sorted(clash)} are both SyCE/CyCE maps and baselines")
+    methods = [OURS + n for n in regimes] + list(maps) + list(cfg.baselines)
+    layer = cam_layer(clf, x)
     key = state_key("evaluate", cfg, fill, ids)
     results: dict[str, MethodResult] = {}
     for name in tqdm(methods, desc=f"evaluate {cfg.name}", disable=not progress):
@@ -163,14 +185,23 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg:
             rows = [pos[ids[j]] for j in keep]
             soft, hard = reg.soft[rows].to(device), reg.hard_masks()[rows].to(device)
             explain_one = _our_cost_fn(reg, clf, cfg.seed)
+        elif name in maps:
+            m = maps[name]
+            keep, rows = m.rows(ids)
+            sal = m.maps[rows].to(device)
+            if sal.shape[-2:] != x.shape[-2:]:
+                raise ValueError(f"{name} maps are {tuple(sal.shape[-2:])} px but the classifier's inputs are "
+                                 f"{tuple(x.shape[-2:])}: SyCE/CyCE maps must be made at the classifier's input size")
+            sel = torch.tensor(keep, dtype=torch.long, device=device)
+            soft, hard = to_unit(sal), binarize_to_area(sal, areas[sel], cfg.seed)
+            explain_one = (lambda g: lambda xi, yi, bi, ai: g(xi))(cost_fn(m, clf))
         else:
             sel = torch.arange(len(ids), device=device)
             method = build_baseline(name, **cfg.baselines[name])
-            sal = torch.cat([method.explain(clf.model, x[s], y[s], baseline[s], areas[s], layer=clf.taps[-1])
+            sal = torch.cat([method.explain(clf.model, x[s], y[s], baseline[s], areas[s], layer=layer)
                              for s in _chunks(len(ids), cfg.batch_size)])
             soft, hard = to_unit(sal), binarize_to_area(sal, areas, cfg.seed)
-            explain_one = (lambda m: lambda xi, yi, bi, ai: m.explain(clf.model, xi, yi, bi, ai,
-                                                                      layer=clf.taps[-1]))(method)
+            explain_one = (lambda m: lambda xi, yi, bi, ai: m.explain(clf.model, xi, yi, bi, ai, layer=layer))(method)
         cols, curves = score_masks(clf.model, clf.taps, x[sel], y[sel], soft, hard, baseline[sel], blurred[sel], score,
                                    None if boxes is None else boxes[sel])
         timings = []

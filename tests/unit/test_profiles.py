@@ -35,7 +35,8 @@ def test_paper_profile_applies_validates_and_is_idempotent(scratch):
     p = load_params(params)
     assert p.compute.precision == "bf16" and p.compute.per_image_batch == 20
     assert "imagenette" in p.download.datasets and "vit_b_16" in p.download.classifiers
-    assert set(p.explainer.amortized_runs) == {"mnist_cnn-mnist", "small_resnet-cluttered_mnist", "resnet18-imagenette",
+    assert set(p.explainer.amortized_runs) == {"mnist_cnn-mnist", "small_resnet-cluttered_mnist", "lenet-mnist_3v8",
+                                               "resnet18-imagenette",
                                                "efficientnet_b0-imagenette", "mobilenet_v3_large-imagenette",
                                                "vit_b_16-imagenette"}
     run = p.explainer.per_image_runs["resnet18-imagenette-paper"]

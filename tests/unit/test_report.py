@@ -129,3 +129,29 @@ def test_markdown_prints_missing_values_as_a_dash():
     md = to_markdown(df)
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines()]
     assert rows[2] == ["base", "–"] and rows[3] == ["x", "0.0625"] and "nan" not in md
+
+
+def test_ce_table_rows_settings_and_values():
+    from actmatch.report.tables import ce_table
+
+    m = {"flip": 0.99, "hit_target": 0.99, "stable": 0.935, "l1": 0.21, "fd_adv": 3.5, "fd_stable": 1.25,
+         "js_adv": 0.2, "js_stable": 0.1, "n": 200, "best_epoch": 28, "epochs_run": 30, "train_minutes": 5.0}
+    df = ce_table({"lenet-mnist_3v8": {"num_classes": 2, "methods": {"syce": m, "cyce": {**m, "flip": 0.89}}},
+                   "mnist_cnn-mnist": {"num_classes": 10, "methods": {"syce_10class": {**m, "fd_adv": float("nan")}}}})
+    assert list(df["method"]) == ["syce", "cyce", "syce_10class"]
+    assert list(df["setting"]) == ["authors' (binary)", "authors' (binary)", "ours (10-class ext.)"]
+    assert df.loc[1, "flip"] == 0.89 and df.loc[0, "epochs (best / run)"] == "28 / 30" and df.loc[0, "n"] == 200
+    assert to_markdown(df).splitlines()[-1].count("–") == 1  # the NaN FD prints as a dash, nothing else does
+
+
+def test_ce_figure_has_input_plus_three_columns_per_method():
+    from actmatch.report.paper import CEExample, ce_figure
+
+    img = np.zeros((8, 8), np.uint8)
+    panel = (img, img, np.random.default_rng(0).random((8, 8)), "stable, flips")
+    ex = [CEExample(img, "3 → 8", {"syce": panel, "cyce": panel}) for _ in range(2)]
+    fig = ce_figure(ex, "t")
+    assert len(fig.axes) == 2 * (1 + 3 * 2)
+    assert fig.axes[1].get_title() == "syce\nsimilar" and fig.axes[6].get_title() == "cyce\nmap"
+    with pytest.raises(ValueError, match="at least one"):
+        ce_figure([], "t")

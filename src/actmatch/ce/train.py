@@ -92,9 +92,10 @@ def _epoch(variant: Variant, G: Translator, D: nn.Module, f: PixelClassifier, x:
             with torch.no_grad():
                 x_a = G(xb, cb, tb)
             d_loss, parts = critic_loss(D, xb, cb, x_a, tb, w.gp, gen)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+            if d_loss.requires_grad:  # no real of any target class in this batch: nothing to compare with
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
         D.requires_grad_(False)  # the generator step moves only the generator
         terms, _ = generator_terms(variant, G, D, f, xb, cb, tb)
         total = weighted(terms, w)

@@ -5,6 +5,12 @@ LeakyReLU; conv 64→128 k4 s2, BN, LeakyReLU; conv 128→256 k3; linear →128�
 on the two strided convs a 28 px input gives 256×5×5 = 6400 features, the paper's 6400→128.
 For other input sizes the linear layer's width follows the input (64 px: 256×14×14).
 
+``LeNet`` is the LeNet-5-style net of SyCE/CyCE's binary MNIST task (method.md §8.1): conv 5×5
+1→6 (pad 2), ReLU, max-pool; conv 5×5 6→16, ReLU, max-pool; linear 400→120→84→K. With two
+classes it has one output z and returns the logits (0, z): softmax over them is the authors'
+sigmoid(z), and cross-entropy on them is their binary cross-entropy (ReLU rather than LeNet's
+tanh, as in most re-implementations; theirs is not in method.md's summary).
+
 ``SmallResNet`` is our second architecture: three stages of torchvision's ``BasicBlock``
 (16-32-64 channels, strides 1-2-2), global average pooling and a linear head. Inputs of 48 px
 or more get a 2×2 max-pool after the stem (≈4× fewer FLOPs on 64 px cluttered canvases; max-pooling
@@ -17,12 +23,13 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-__all__ = ["MnistCNN", "SmallResNet", "build_small", "SMALL_TAPS"]
+__all__ = ["MnistCNN", "SmallResNet", "LeNet", "build_small", "SMALL_TAPS"]
 
 # Default activation taps (block outputs, never a shared activation module: method.md §3).
 SMALL_TAPS: dict[str, tuple[str, ...]] = {
     "mnist_cnn": ("block1", "block2", "block3"),
     "small_resnet": ("stem", "layer1", "layer2", "layer3"),
+    "lenet": ("block1", "block2", "block3"),
 }
 
 
@@ -44,6 +51,24 @@ class MnistCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.block3(self.block2(self.block1(x))))
+
+
+class LeNet(nn.Module):
+    """Input ``(B, C, S, S)`` normalized floats (S ≥ 12); output logits ``(B, num_classes)``."""
+
+    def __init__(self, in_channels: int = 1, input_size: int = 28, num_classes: int = 10) -> None:
+        super().__init__()
+        self.block1 = nn.Sequential(nn.Conv2d(in_channels, 6, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2))
+        self.block2 = nn.Sequential(nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
+        side = (input_size // 2 - 4) // 2
+        self.block3 = nn.Sequential(nn.Flatten(), nn.Linear(16 * side * side, 120), nn.ReLU(), nn.Linear(120, 84),
+                                    nn.ReLU())
+        self.binary = num_classes == 2
+        self.head = nn.Linear(84, 1 if self.binary else num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.block3(self.block2(self.block1(x))))
+        return torch.cat([torch.zeros_like(out), out], 1) if self.binary else out
 
 
 def _stage(cin: int, cout: int, stride: int, blocks: int = 2) -> nn.Sequential:
@@ -72,8 +97,8 @@ class SmallResNet(nn.Module):
 
 
 def build_small(arch: str, in_channels: int, input_size: int, num_classes: int) -> nn.Module:
-    """Build an untrained small classifier by name (``mnist_cnn`` or ``small_resnet``)."""
-    archs = {"mnist_cnn": MnistCNN, "small_resnet": SmallResNet}
+    """Build an untrained small classifier by name (``mnist_cnn``, ``small_resnet`` or ``lenet``)."""
+    archs = {"mnist_cnn": MnistCNN, "small_resnet": SmallResNet, "lenet": LeNet}
     if arch not in archs:
         raise ValueError(f"unknown small architecture {arch!r}; known: {sorted(archs)}")
     return archs[arch](in_channels=in_channels, input_size=input_size, num_classes=num_classes)

@@ -2,8 +2,9 @@
 one folder, plus one self-contained HTML page (images embedded, no external reference).
 
 Reads ``results/metrics`` (Table 1, curves), ``results/ablations`` (Table 2, Figure 2, Figure 3),
-``results/explainers`` (masks and summaries for Figure 1, training curves) and, because results
-store masks and not pixels, the images themselves from ``data/<dataset>``.
+``results/explainers`` (masks and summaries for Figure 1, training curves; SyCE/CyCE's generated
+images and maps under ``<group>/ce/``), ``results/ce`` (SyCE/CyCE's own metrics) and, because
+results store masks and not pixels, the images themselves from ``data/<dataset>``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import yaml
 
 from actmatch.data import load_dataset
 from actmatch.report.figures import curves_plot, save_figure, training_curves
-from actmatch.report.paper import Example, sweep_figure, tradeoff_figure, triplet_figure
-from actmatch.report.tables import ablation_table, main_table, to_latex, to_markdown
+from actmatch.report.paper import CEExample, Example, ce_figure, sweep_figure, tradeoff_figure, triplet_figure
+from actmatch.report.tables import ablation_table, ce_table, main_table, to_latex, to_markdown
 
 __all__ = ["build_report", "load_ablations", "sweeps", "html_page"]
 
@@ -81,6 +82,30 @@ def _examples(explainers: Path, group: str, ds, n: int) -> tuple[str, list[Examp
     return regime, out
 
 
+def _ce_examples(folder: Path, ds, n: int) -> list[CEExample]:
+    """The first ``n`` test images with SyCE/CyCE outputs (every variant in ``folder``), in storage order."""
+    found = {}
+    for sub in sorted(p for p in folder.iterdir() if (p / "maps.npz").is_file()):
+        name = yaml.safe_load((sub / "config.yaml").read_text())["method"]
+        with np.load(sub / "maps.npz") as z:
+            found[name] = {k: z[k] for k in ("ids", "map", "x_a", "x_st", "c", "t", "flip", "stable")}
+    if not found:
+        return []
+    first = next(iter(found.values()))
+    names = ds.class_names or [str(k) for k in range(int(first["c"].max()) + 1)]
+    row = {str(k): i for i, k in enumerate(ds.index["id"])}
+    out = []
+    for j, i in enumerate([str(v) for v in first["ids"][:n]]):
+        panels = {}
+        for m, d in found.items():
+            sq = lambda a: a[..., 0] if a.shape[-1] == 1 else a  # noqa: E731
+            caption = f"{'stable' if d['stable'][j] else 'not stable'}, {'flips' if d['flip'][j] else 'no flip'}"
+            panels[m] = (sq(d["x_st"][j]), sq(d["x_a"][j]), d["map"][j].astype(np.float32), caption)
+        c, t = int(first["c"][j]), int(first["t"][j])
+        out.append(CEExample(_image(ds, row[i]), f"{names[c]} → {names[t]}", panels))
+    return out
+
+
 def _training(live: Path) -> dict[str, list[float]]:
     curves = {}
     for f in sorted(live.glob("plots/metrics/*/*.tsv")):
@@ -89,7 +114,7 @@ def _training(live: Path) -> dict[str, list[float]]:
 
 
 def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_image: int = 0,
-                 ablation_base: str = "base", dpi: int = 110) -> list[Path]:
+                 ablation_base: str = "base", dpi: int = 110, ce_examples: int = 4) -> list[Path]:
     """Write every table (``.md`` + ``.tex``) and figure (``.png`` + ``.pdf``) into ``out`` and the
     page ``report.html``; returns the files written, in page order."""
     out.mkdir(parents=True, exist_ok=True)
@@ -107,6 +132,7 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
         return paths
 
     groups = sorted(p.stem for p in (results / "metrics").glob("*.json"))
+    ce_runs = {p.stem: json.loads(p.read_text()) for p in sorted((results / "ce").glob("*.json"))}
     points = []
     for g in groups:
         metrics = json.loads((results / "metrics" / f"{g}.json").read_text())
@@ -122,10 +148,21 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
         if live.is_dir():
             files += figure(f"training_{g}", training_curves(_training(live), "epoch"))
         sections.append((f"{st['classifier']} on {st['dataset']}", files))
+        ce_names = set(ce_runs.get(g, {}).get("methods", {}))
         for m, v in metrics["methods"].items():
-            kind = "ours" if m.startswith("ours:") else "control" if m in CONTROLS else "baseline"
+            kind = ("ours" if m.startswith("ours:") else "control" if m in CONTROLS else "SyCE/CyCE" if m in ce_names
+                    else "baseline")
             points.append({"panel": g, "name": m.removeprefix("ours:"), "kind": kind, "area": v["area"]["mean"],
                            "kept": v["kept"]["mean"]})
+    if ce_runs:
+        files = table("table_ce", ce_table(ce_runs))
+        for run, d in ce_runs.items():
+            ex = _ce_examples(results / "explainers" / run / "ce", load_dataset(data / d["dataset"]), ce_examples)
+            if ex:
+                setting = "the authors' binary setting" if d["num_classes"] == 2 else "our 10-class extension"
+                files += figure(f"fig_ce_{run}", ce_figure(ex, f"SyCE / CyCE on {d['classifier']} ({setting}): "
+                                                              "similar, adversarial, map"))
+        sections.append(("SyCE / CyCE (Charachon et al. 2021): their own metrics and examples", files))
     ablations = load_ablations(results / "ablations") if (results / "ablations").is_dir() else {}
     for pair, variants in ablations.items():
         per_image = {k: v["per_image"] for k, v in variants.items()}

@@ -4,6 +4,7 @@ Every function takes arrays or frames already loaded and returns a matplotlib Fi
 from ``results/`` is in :mod:`actmatch.report.build`. Figure 1: original / mask / explanation
 triplets captioned with area and p_x → p_e. Figure 2: one image under a loss-weight sweep, from
 the whole object to a few pixels. Figure 3: area against label kept for every method and variant.
+SyCE / CyCE figure: input, similar, adversarial image and explanation map per example.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import seaborn as sns
 from actmatch.images import explanation_images
 from actmatch.report.figures import plt
 
-__all__ = ["Example", "triplet_figure", "sweep_figure", "tradeoff_figure"]
+__all__ = ["Example", "CEExample", "triplet_figure", "sweep_figure", "tradeoff_figure", "ce_figure"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
         raise ValueError("tradeoff_figure needs at least one point")
     panels = list(dict.fromkeys(points["panel"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
-    palette = {"ours": "C3", "baseline": "C0", "control": "0.5", "variant": "C2"}
+    palette = {"ours": "C3", "baseline": "C0", "SyCE/CyCE": "C1", "control": "0.5", "variant": "C2"}
     for ax, panel in zip(axes[0], panels):
         d = points[points["panel"] == panel]
         sns.scatterplot(data=d, x="area", y="kept", hue="kind", palette=palette, ax=ax, s=30,
@@ -100,6 +101,45 @@ def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_ylim(-0.03, 1.05)
         ax.set_xlim(0.0, max(0.05, 1.15 * float(d["area"].max())))  # from 0: areas are compared across panels
         ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class CEExample:
+    """One image explained by SyCE / CyCE: the input (uint8), a title (c → t), and per method the
+    similar image x_st, the adversarial image x_a (uint8, the input's shape), the map (float) and
+    a caption (the classifier's labels of x_st and x_a)."""
+
+    image: np.ndarray
+    title: str
+    panels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, str]]
+
+
+def ce_figure(examples: Sequence[CEExample], title: str) -> plt.Figure:
+    """Rows are examples; columns the input, then per method similar / adversarial / map."""
+    if not examples:
+        raise ValueError("ce_figure needs at least one example")
+    methods = list(examples[0].panels)
+    ncol = 1 + 3 * len(methods)
+    fig, axes = plt.subplots(len(examples), ncol, figsize=(1.45 * ncol, 1.6 * len(examples) + 0.6), squeeze=False)
+    for i, ex in enumerate(examples):
+        _show(axes[i, 0], ex.image)
+        axes[i, 0].set_ylabel(ex.title, fontsize=8)
+        for k, m in enumerate(methods):
+            stable, adv, heat, caption = ex.panels[m]
+            _show(axes[i, 1 + 3 * k], stable)
+            _show(axes[i, 2 + 3 * k], adv)
+            ax = axes[i, 3 + 3 * k]
+            ax.imshow(heat, cmap="magma", vmin=0, vmax=max(float(heat.max()), 1e-6), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            axes[i, 2 + 3 * k].set_xlabel(caption, fontsize=6)
+            if i == 0:
+                for j, name in enumerate(("similar", "adversarial", "map")):
+                    axes[0, 1 + 3 * k + j].set_title(f"{m}\n{name}", fontsize=7)
+    axes[0, 0].set_title("input", fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

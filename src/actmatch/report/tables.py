@@ -15,7 +15,8 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
-__all__ = ["MAIN_COLUMNS", "ABLATION_COLUMNS", "main_table", "ablation_table", "to_markdown", "to_latex"]
+__all__ = ["MAIN_COLUMNS", "ABLATION_COLUMNS", "CE_COLUMNS", "main_table", "ablation_table", "ce_table", "to_markdown",
+           "to_latex"]
 
 # metric key → column title, in table order
 MAIN_COLUMNS: dict[str, str] = {"kept": "top-1 kept", "area": "area", "flip": "compl. flip",
@@ -23,7 +24,8 @@ MAIN_COLUMNS: dict[str, str] = {"kept": "top-1 kept", "area": "area", "flip": "c
                                 "p_star": "p*", "pointing": "pointing", "iou": "IoU"}
 ABLATION_COLUMNS: tuple[str, ...] = ("kept", "area", "flip", "act_sim", "insertion_auc", "deletion_auc")
 # our regimes first, then the baselines, then the controls; unknown names keep their order after these
-METHOD_ORDER = ("ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_paper", "integrated_gradients",
+METHOD_ORDER = ("ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_paper", "syce", "cyce",
+                "syce_10class", "cyce_10class", "integrated_gradients",
                 "occlusion", "extremal", "rise", "gradcam", "gradcam_pp", "random", "centre")
 
 
@@ -81,6 +83,29 @@ def ablation_table(per_image: dict[str, pd.DataFrame], base: str,
             else:
                 row[f"p {m}"] = float(stats.wilcoxon(a[ok], b[ok]).pvalue)
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# SyCE / CyCE's own metrics (method.md §8.1), from results/ce/<run>.json
+CE_COLUMNS: dict[str, str] = {"flip": "flip", "hit_target": "hit target", "stable": "stable", "l1": "L1",
+                              "fd_adv": "FD adv.", "fd_stable": "FD similar", "js_adv": "JS adv.",
+                              "js_stable": "JS similar"}
+
+
+def ce_table(runs: dict[str, dict]) -> pd.DataFrame:
+    """One row per (run, method) from the train_ce metrics files ``{run: {"classifier", "dataset",
+    "num_classes", "methods": {method: {metric: value}}}}``: the authors' metrics of the generated
+    images, the epochs (best / run) and the training minutes. ``setting`` says whose it is."""
+    rows = []
+    for run, d in runs.items():
+        for m, v in d["methods"].items():
+            row: dict[str, object] = {"run": run, "method": m,
+                                      "setting": "authors' (binary)" if d["num_classes"] == 2
+                                      else f"ours ({d['num_classes']}-class ext.)", "n": int(v["n"])}
+            row.update({title: v.get(k, float("nan")) for k, title in CE_COLUMNS.items()})
+            row["epochs (best / run)"] = f"{v['best_epoch']} / {v['epochs_run']}"
+            row["train min"] = v["train_minutes"]
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
