@@ -1,8 +1,9 @@
-"""Interruption: a train_explainer or evaluate run killed (SIGKILL) mid-way leaves no output,
+"""Interruption: a train_explainer, evaluate or train_ce run killed (SIGKILL) mid-way leaves no output,
 resumes on rerun, and ends with exactly the numbers of an uninterrupted run (CPU, same seed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -96,3 +97,40 @@ def test_evaluate_killed_mid_run_resumes_to_the_same_numbers(setup):
     assert (tmp / "e_whole/metrics.json").read_bytes() == (tmp / "e_cut/metrics.json").read_bytes()
     assert (tmp / "e_whole/metrics/per_image.csv").read_bytes() == (tmp / "e_cut/metrics/per_image.csv").read_bytes()
     assert not state.exists()
+
+
+def _ce_argv(tmp: Path, params: Path, out: str) -> list[str]:
+    return ["--run", "mnist_cnn-mnist", "--classifier", str(tmp / "clf/model"), "--data", str(tmp / "data/mnist"),
+            "--vae", str(tmp / "vae"), "--out", str(tmp / out / "ce"), "--live", str(tmp / out / "live"),
+            "--metrics", str(tmp / out / "ce.json"), "--state", str(tmp / out / "state"), "--params", str(params),
+            "--no-progress"]
+
+
+def test_train_ce_killed_in_its_second_variant_resumes_to_the_same_maps(setup):
+    """SyCE finished and CyCE part-way when killed: the rerun does not retrain SyCE (its state is at
+    its last epoch) and continues CyCE from its last epoch, ending with the uninterrupted run's maps."""
+    tmp, params = setup
+    yaml = YAML(typ="safe", pure=True)
+    d = yaml.load(params.read_text())
+    d["ce"]["train"].update(batch_size=16, g_widths=[8, 16], d_widths=[8, 16])
+    d["ce"]["runs"]["mnist_cnn-mnist"].update(max_train=120, max_epochs=6)
+    d["ce"]["vae"].update(epochs=1)
+    ce_params = tmp / "ce_params.yaml"
+    yaml.dump(d, ce_params)
+    stage("train_vae")(["--data", str(tmp / "data/mnist"), "--out", str(tmp / "vae"), "--live", str(tmp / "vae_live"),
+                        "--params", str(ce_params), "--no-progress"])
+    stage("train_ce")(_ce_argv(tmp, ce_params, "c_whole"))
+    state = tmp / "c_cut" / "state"
+    cyce = state.with_suffix(".cyce")
+    _kill_when(_ce_argv(tmp, ce_params, "c_cut"), "train_ce", cyce.exists)
+    assert state.with_suffix(".syce").exists() and not (tmp / "c_cut/ce.json").exists()
+    stage("train_ce")(_ce_argv(tmp, ce_params, "c_cut"))
+    for variant in ("syce", "cyce"):
+        a, b = (np.load(tmp / run / "ce" / variant / "maps.npz") for run in ("c_whole", "c_cut"))
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    whole, cut = (json.loads((tmp / run / "ce.json").read_text())["methods"] for run in ("c_whole", "c_cut"))
+    for m in ("syce_10class", "cyce_10class"):
+        for k in ("flip", "stable", "l1", "fd_adv", "js_stable", "epochs_run", "best_epoch"):
+            assert whole[m][k] == cut[m][k], (m, k)
+    assert not cyce.exists() and not state.with_suffix(".syce").exists()
