@@ -129,3 +129,16 @@ def test_ce_params_errors_name_the_key(tmp_path):
         parse_params(raw)
     p = load_params("params.yaml")
     assert p.ce.train_for("small_resnet-cluttered_mnist").max_epochs == 8 and p.ce.train.max_epochs == 30
+
+
+def test_grad_cam_reads_the_last_tap_with_a_spatial_output():
+    from actmatch.evaluation import cam_layer
+
+    x = torch.zeros(2, 1, 28, 28)
+    lenet = Classifier("l", freeze(build_small("lenet", 1, 28, 2)), 28, 1, (0.5,), (0.5,), SMALL_TAPS["lenet"], ["a", "b"])
+    cnn = Classifier("m", freeze(build_small("mnist_cnn", 1, 28, 10)), 28, 1, (0.5,), (0.5,), SMALL_TAPS["mnist_cnn"],
+                     [str(k) for k in range(10)])
+    assert cam_layer(lenet, x) == "block2" and cam_layer(cnn, x) == "block3"
+    flat = Classifier("f", lenet.model, 28, 1, (0.5,), (0.5,), ("block3",), ["a", "b"])
+    with pytest.raises(ValueError, match="no tap with a spatial output"):
+        cam_layer(flat, x)
