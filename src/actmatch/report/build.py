@@ -83,7 +83,7 @@ def _examples(explainers: Path, group: str, ds, n: int) -> tuple[str, list[Examp
 
 
 def _ce_examples(folder: Path, ds, n: int) -> list[CEExample]:
-    """The first ``n`` test images with SyCE/CyCE outputs (every variant in ``folder``), in storage order."""
+    """``n`` test images with SyCE/CyCE outputs (every variant in ``folder``), one per predicted class first."""
     found = {}
     for sub in sorted(p for p in folder.iterdir() if (p / "maps.npz").is_file()):
         name = yaml.safe_load((sub / "config.yaml").read_text())["method"]
@@ -94,8 +94,11 @@ def _ce_examples(folder: Path, ds, n: int) -> list[CEExample]:
     first = next(iter(found.values()))
     names = ds.class_names or [str(k) for k in range(int(first["c"].max()) + 1)]
     row = {str(k): i for i, k in enumerate(ds.index["id"])}
+    # one image per predicted class first (test sets are stored sorted by class), then the rest in order
+    order = list(dict.fromkeys([int(np.flatnonzero(first["c"] == c)[0]) for c in np.unique(first["c"])]))
+    order += [j for j in range(len(first["ids"])) if j not in order]
     out = []
-    for j, i in enumerate([str(v) for v in first["ids"][:n]]):
+    for j, i in [(j, str(first["ids"][j])) for j in order[:n]]:
         panels = {}
         for m, d in found.items():
             sq = lambda a: a[..., 0] if a.shape[-1] == 1 else a  # noqa: E731
