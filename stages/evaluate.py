@@ -1,5 +1,5 @@
 """DVC stage ``evaluate@<classifier>-<dataset>``: every regime of ours found under
-results/explainers/<classifier>-<dataset>/, the SyCE/CyCE maps under its ce/ (if any) and every
+results/explainers/<classifier>-<dataset>/, the SyCE/CyCE maps under its ce/ and the GLANCE effect maps under its glance/ (if any) and every
 baseline in ``evaluate.baselines``, scored by the same metric functions at the same per-image area (method.md §5-6). Writes the aggregated
 metrics (mean, 95 % bootstrap interval, n) as DVC metrics, the per-image table, the mean
 insertion/deletion curves (DVC plots + a PNG) and the cost per explanation. Resumes by method."""
@@ -18,6 +18,7 @@ from actmatch.config import load_params
 from actmatch.data import load_dataset
 from actmatch.device import resolve_device
 from actmatch.evaluation import evaluate, load_regimes
+from actmatch.glance.pipeline import load_glance_maps
 from actmatch.io import atomic_path, write_json
 from actmatch.report.figures import curves_plot, training_curves
 from actmatch.runner import run_stage
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     regimes = load_regimes(args.explainers)
     state = Path(args.state)
     per_image, curves, metrics, cost = evaluate(clf, ds, regimes, cfg, state, progress=not args.no_progress,
-                                                maps=load_maps(args.explainers))
+                                                maps=load_maps(args.explainers) | load_glance_maps(args.explainers))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "per_image.csv") as tmp:

@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     r = params.report
     with atomic_dir(Path(args.out)) as tmp:
         files = build_report(Path(args.results), Path(args.data), tmp, r.examples, r.sweep_image,
-                             params.ablation.base, r.dpi, params.ce.figure_examples if params.ce else 4)
+                             params.ablation.base, r.dpi, params.ce.figure_examples if params.ce else 4,
+                             params.glance.figure_examples if params.glance else 4)
     print(f"report: {len(files)} files in {args.out}/ (open {args.out}/report.html)")
 
 

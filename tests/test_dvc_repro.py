@@ -60,7 +60,8 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     p["train_classifier"]["runs"] = {"mnist_cnn-mnist": {"arch": "mnist_cnn", "dataset": "mnist"},
                                      "small_resnet-cluttered_mnist": {"arch": "small_resnet",
                                                                       "dataset": "cluttered_mnist"},
-                                     "lenet-mnist_3v8": {"arch": "lenet", "dataset": "mnist_3v8"}}
+                                     "lenet-mnist_3v8": {"arch": "lenet", "dataset": "mnist_3v8"},
+                                     "mnist_cnn-morpho_mnist": {"arch": "mnist_cnn", "dataset": "morpho_mnist"}}
     ex = p["explainer"]
     ex["amortized_runs"]["mnist_cnn-mnist"].update(eval_images=8, finetune={"lr": 1e-3, "steps": 2})
     ex["amortized_runs"]["mnist_cnn-mnist"]["amortized"].update(epochs=1, max_train=64)
@@ -76,6 +77,11 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     ce["vae"].update(epochs=1, latent=4, js_bins=5)
     for run in ce["runs"].values():
         run.update(max_epochs=1, max_train=24)
+    gl = p["glance"]
+    gl["surrogate"].update(epochs=1, free=2, width=8, style_dim=8, batch_size=32)
+    gl["local"].update(grid=[1.0, 3.0])
+    gl["graph"].update(w_threshold=0.1)
+    gl["figure_examples"] = 2
     ev = p["evaluate"]["defaults"]
     ev.update(curve_steps=4, perturb_draws=1, bootstrap=100, cost_images=1, budgets=[0.5, 0.1])
     ev["baselines"].update(rise={"masks": 16}, extremal={"steps": 2}, integrated_gradients={"steps": 4})
@@ -119,7 +125,9 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
                   "ablate@mnist_cnn-mnist-mnist-base", "ablate@mnist_cnn-mnist-mnist-area_500", "report",
                   "make_mnist_3v8", "train_classifier@lenet-mnist_3v8", "train_vae@mnist_3v8", "train_vae@cluttered_mnist",
                   "train_ce@lenet-mnist_3v8", "train_ce@mnist_cnn-mnist", "train_ce@small_resnet-cluttered_mnist",
-                  "evaluate@lenet-mnist_3v8"):
+                  "evaluate@lenet-mnist_3v8", "make_morpho_mnist", "morpho_features@mnist",
+                  "morpho_features@morpho_mnist", "train_classifier@mnist_cnn-morpho_mnist",
+                  "train_glance@mnist_cnn-mnist", "train_glance@mnist_cnn-morpho_mnist"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
     flat = json.dumps(metrics)
@@ -132,7 +140,11 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     m = json.loads((repo / "results/metrics/mnist_cnn-mnist.json").read_text())["methods"]
     assert set(m) == {"ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_paper", "gradcam",
                       "gradcam_pp", "integrated_gradients", "occlusion", "rise", "extremal", "random", "centre",
-                      "syce_10class", "cyce_10class"}
+                      "syce_10class", "cyce_10class", "glance"}
+    assert m["glance"]["area"]["mean"] == pytest.approx(m["ours:amortized"]["area"]["mean"], abs=1 / 784)
+    glance = json.loads((repo / "results/glance/mnist_cnn-morpho_mnist.json").read_text())
+    assert glance["graph_recovery"]["variables"] == ["intensity", "slant", "thickness"] and glance["n_test"] == 40
+    assert 0 <= glance["fidelity"] <= 1 and len(glance["alignment_r2"]) == 7
     assert m["syce_10class"]["area"]["mean"] == pytest.approx(m["ours:amortized"]["area"]["mean"], abs=1 / 784)
     binary = json.loads((repo / "results/metrics/lenet-mnist_3v8.json").read_text())["methods"]
     assert {"syce", "cyce", "ours:amortized"} <= set(binary) and binary["cyce"]["kept"]["n"] == 6
@@ -154,7 +166,8 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     for name in ("table1_mnist_cnn-mnist.md", "table1_efficientnet_lite0-photos.tex", "table2_mnist_cnn-mnist-mnist.md",
                  "fig1_mnist_cnn-mnist.png", "fig1_efficientnet_lite0-photos.pdf", "fig2_mnist_cnn-mnist-mnist.png",
                  "fig3_tradeoff.pdf", "curves_small_resnet-cluttered_mnist.png", "training_mnist_cnn-mnist.png",
-                 "report.html"):
+                 "table_glance.md", "fig_glance_graph_mnist_cnn-morpho_mnist.png", "fig_glance_strips_mnist_cnn-mnist.png",
+                 "fig_glance_cf_mnist_cnn-mnist.pdf", "report.html"):
         assert name in figures, f"{name} missing from paper_figures: {sorted(figures)}"
     table2 = (repo / "paper_figures/table2_mnist_cnn-mnist-mnist.md").read_text()
     assert all(f"| {v} " in table2 for v in ("base", "no_tv", "area_20", "area_500"))

@@ -90,6 +90,7 @@ def _shrink(p: dict) -> dict:
     p["ablation"]["variants"] = {k: p["ablation"]["variants"][k] for k in ("base", "no_tv")}
     p["ce"]["runs"] = {}  # SyCE/CyCE are an MNIST-scale comparison (their own tests run them)
     p["ce"]["vae"].update(datasets=["mnist"], epochs=1)
+    p["glance"].update(runs={}, feature_datasets=["mnist"])  # GLANCE too (test_dvc_repro runs it)
     p["report"]["examples"] = 2
     return p
 
@@ -140,7 +141,8 @@ def test_every_stage_of_the_paper_profile_runs(paper_repo):
     ran = {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
     clfs = sorted(TEST_NAMES.values())
     expect = {"download_data@mnist", "make_cluttered_mnist", "download_data@imagenette", "report", "ablate@test_resnet18-imagenette-base",
-              "ablate@test_resnet18-imagenette-no_tv", "make_mnist_3v8", "train_vae@mnist"}  # always built (one stage, and ce.vae.datasets is never empty)
+              "ablate@test_resnet18-imagenette-no_tv", "make_mnist_3v8", "train_vae@mnist", "make_morpho_mnist",
+              "morpho_features@mnist"}  # always built (one stage; ce.vae.datasets, glance.feature_datasets never empty)
     for c in clfs:
         expect |= {f"download_classifier@{c}", f"train_explainer@{c}-imagenette", f"explain_images@{c}-imagenette",
                    f"explain_images@{c}-imagenette-paper", f"evaluate@{c}-imagenette"}

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 SourceDataset = Literal["mnist", "fashion_mnist", "photos", "imagenette"]
-TrainableDataset = Literal["mnist", "fashion_mnist", "cluttered_mnist", "mnist_3v8"]
+TrainableDataset = Literal["mnist", "fashion_mnist", "cluttered_mnist", "mnist_3v8", "morpho_mnist"]
 PretrainedClassifier = Literal["efficientnet_lite0", "resnet18", "efficientnet_b0", "mobilenet_v3_large", "vit_b_16"]
 TrainableArch = Literal["mnist_cnn", "small_resnet", "lenet"]
 PhotoName = Literal["chelsea", "coffee", "astronaut", "rocket", "china", "flower"]
@@ -108,6 +108,13 @@ class MnistPairParams(_Strict):
         return v
 
 
+class MorphoMnistParams(_Strict):
+    """The controlled digits of GLANCE (method.md §8.2): the Morpho-MNIST recipe thickness → intensity,
+    thickness → slant applied to every mnist digit (constants in actmatch.glance.perturb)."""
+
+    scale: int = Field(default=4, ge=1, le=8)  # upsampling for the morphological edits and measurements
+
+
 class PhotosParams(_Strict):
     names: list[PhotoName] = Field(min_length=1)
 
@@ -138,6 +145,7 @@ class DatasetsParams(_Strict):
     fashion_mnist: FashionMnistParams
     imagenette: ImagenetteParams
     mnist_3v8: MnistPairParams = MnistPairParams(classes=[3, 8])
+    morpho_mnist: MorphoMnistParams = MorphoMnistParams()
 
 
 class DownloadParams(_Strict):
@@ -229,7 +237,7 @@ class LossConfig(_Strict):
 
 
 Regime = Literal["per_image", "amortized", "finetune"]
-DatasetName = Literal["mnist", "fashion_mnist", "photos", "cluttered_mnist", "imagenette", "mnist_3v8"]
+DatasetName = Literal["mnist", "fashion_mnist", "photos", "cluttered_mnist", "imagenette", "mnist_3v8", "morpho_mnist"]
 
 
 class UNetParams(_Strict):
@@ -525,6 +533,66 @@ class CEParams(_Strict):
                                                                 ("max_train", run.max_train)) if v is not None})
 
 
+class GlanceWeightsParams(_Strict):
+    """The surrogate's loss weights (method.md §8.2; ours: the paper names the terms, not their weights)."""
+
+    rec: float = Field(ge=0)
+    feat: float = Field(ge=0)
+    kl: float = Field(ge=0)
+    gan: float = Field(ge=0)
+    r1: float = Field(ge=0)
+    align: float = Field(ge=0)
+    decor: float = Field(ge=0)
+    temperature: float = Field(gt=0)
+
+
+class GlanceSurrogateParams(_Strict):
+    free: int = Field(ge=1, le=64)        # free latent dims (plus one aligned dim per context feature)
+    width: int = Field(ge=4)              # generator channels
+    style_dim: int = Field(ge=4)
+    lr: float = Field(gt=0)
+    batch_size: int = Field(ge=2)
+    epochs: int = Field(ge=1)
+    max_train: int | None = Field(default=None, ge=10)  # first N train images (None: all)
+
+
+class GlanceGraphParams(_Strict):
+    lambda1: float = Field(ge=0)          # DAGMA's L1 weight
+    w_threshold: float = Field(ge=0)      # |w| below it: no edge
+
+
+class GlanceLocalParams(_Strict):
+    grid: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)   # |δ| tried for counterfactuals (SDs, both signs)
+    importance_delta: float = Field(gt=0)                             # δ of the importance scores
+    strip_deltas: list[float] = Field(min_length=2)                   # the report's intervention strips
+
+
+class GlanceRun(_Strict):
+    """One surrogate + graph + local explanations; a key that is an explainer group is scored by evaluate@<key>."""
+
+    classifier: str
+    dataset: DatasetName
+    tap: str | None = None   # the layer matched by the feature term (None: the classifier's last spatial tap)
+
+
+class GlanceParams(_Strict):
+    features: list[Literal["area", "length", "thickness", "slant", "width", "height", "intensity"]] = Field(min_length=1)
+    feature_datasets: list[DatasetName] = Field(min_length=1)  # morpho_features@<dataset>
+    weights: GlanceWeightsParams
+    surrogate: GlanceSurrogateParams
+    graph: GlanceGraphParams
+    local: GlanceLocalParams
+    figure_examples: int = Field(ge=1, le=16)
+    runs: dict[str, GlanceRun] = Field(default_factory=dict)
+
+    @field_validator("features")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"features must be unique (got {v})")
+        return v
+
+
 class ComputeParams(_Strict):
     """The GPU path (issue 6). The defaults are the CPU path and change no number."""
 
@@ -553,6 +621,7 @@ class Params(_Strict):
     ablation: AblationParams
     report: ReportParams
     ce: CEParams | None = None  # SyCE / CyCE (issue 8); absent: no such stages
+    glance: GlanceParams | None = None  # GLANCE reconstruction (issue 9); absent: no such stages
 
     @field_validator("device")
     @classmethod
@@ -566,8 +635,8 @@ class Params(_Strict):
         if "mnist" not in self.download.datasets:
             raise ValueError("download.datasets must include 'mnist': the make_cluttered_mnist stage builds on it "
                              f"(now {self.download.datasets})")
-        made = set(self.download.datasets) | ({"cluttered_mnist", "mnist_3v8"} if "mnist" in self.download.datasets
-                                              else set())
+        made = set(self.download.datasets) | ({"cluttered_mnist", "mnist_3v8", "morpho_mnist"}
+                                              if "mnist" in self.download.datasets else set())
         for key, run in self.train_classifier.runs.items():
             if run.dataset not in made:
                 raise ValueError(f"train_classifier.runs.{key}.dataset: {run.dataset!r} is not produced by this "
@@ -608,6 +677,19 @@ class Params(_Strict):
             if run.classifier not in self.train_classifier.runs:
                 raise ValueError(f"ce.runs.{key}.classifier: {run.classifier!r} must be a train_classifier run "
                                  f"(SyCE/CyCE are built at MNIST scale); runs: {sorted(self.train_classifier.runs)}")
+        for key, grun in (self.glance.runs if self.glance else {}).items():
+            if key in groups and groups[key] != (grun.classifier, grun.dataset):
+                raise ValueError(f"glance.runs.{key}: the explainer group {key} explains {groups[key][0]} on "
+                                 f"{groups[key][1]}, not {grun.classifier} on {grun.dataset}")
+            if grun.classifier not in self.train_classifier.runs:
+                raise ValueError(f"glance.runs.{key}.classifier: {grun.classifier!r} must be a train_classifier run "
+                                 f"(GLANCE is built at MNIST scale); runs: {sorted(self.train_classifier.runs)}")
+            if grun.dataset not in self.glance.feature_datasets:
+                raise ValueError(f"glance.runs.{key}.dataset: {grun.dataset!r} needs context features: add it to "
+                                 f"glance.feature_datasets (now {self.glance.feature_datasets})")
+        for d in (self.glance.feature_datasets if self.glance else []):
+            if d not in made:
+                raise ValueError(f"glance.feature_datasets: {d!r} is not produced by this pipeline")
         ab = self.ablation
         if self.report.sweep_image >= ab.eval_images:
             raise ValueError(f"report.sweep_image: {self.report.sweep_image} is not one of the "

@@ -25,7 +25,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from actmatch.baselines import binarize_to_area, build_baseline, to_unit
-from actmatch.ce.pipeline import CEMaps, cost_fn
+from actmatch.ce.pipeline import CEMaps
 from actmatch.classifiers.registry import Classifier
 from actmatch.config import EvaluateRunConfig, ExplainerRun, LossConfig
 from actmatch.data.store import ImageDataset
@@ -131,7 +131,8 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
 def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg: EvaluateRunConfig,
              state_dir: Path | None = None, progress: bool = True,
              maps: dict[str, CEMaps] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
-    """Score our regimes, the SyCE/CyCE ``maps`` and the baselines. Returns the per-image table, the mean curves, the
+    """Score our regimes, the generated ``maps`` (SyCE/CyCE, GLANCE: anything with ``name``, ``ids``,
+    ``maps``, ``rows`` and ``cost``) and the baselines. Returns the per-image table, the mean curves, the
     aggregated metrics ``{"settings", "methods": {method: {metric: {mean, lo, hi, n}}}}`` and the
     cost ``{method: {ms_per_explanation, peak_mb, n}}``."""
     if cfg.match_area not in regimes:
@@ -164,7 +165,7 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg:
     maps = maps or {}
     clash = set(maps) & set(cfg.baselines)
     if clash:
-        raise ValueError(f"method names {sorted(clash)} are both SyCE/CyCE maps and baselines")
+        raise ValueError(f"method names {sorted(clash)} are both generated maps and baselines")
     methods = [OURS + n for n in regimes] + list(maps) + list(cfg.baselines)
     layer = cam_layer(clf, x)
     key = state_key("evaluate", cfg, fill, ids)
@@ -191,10 +192,10 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg:
             sal = m.maps[rows].to(device)
             if sal.shape[-2:] != x.shape[-2:]:
                 raise ValueError(f"{name} maps are {tuple(sal.shape[-2:])} px but the classifier's inputs are "
-                                 f"{tuple(x.shape[-2:])}: SyCE/CyCE maps must be made at the classifier's input size")
+                                 f"{tuple(x.shape[-2:])}: generated maps must be made at the classifier's input size")
             sel = torch.tensor(keep, dtype=torch.long, device=device)
             soft, hard = to_unit(sal), binarize_to_area(sal, areas[sel], cfg.seed)
-            explain_one = (lambda g: lambda xi, yi, bi, ai: g(xi))(cost_fn(m, clf))
+            explain_one = (lambda g: lambda xi, yi, bi, ai: g(xi))(m.cost(clf))
         else:
             sel = torch.arange(len(ids), device=device)
             method = build_baseline(name, **cfg.baselines[name])

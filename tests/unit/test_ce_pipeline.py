@@ -101,7 +101,7 @@ def test_maps_under_ce_are_scored_like_baselines_at_our_area(tmp_path, monkeypat
     maps = P.load_maps(tmp_path / "group")
     assert list(maps) == ["cyce_3class"] and P.load_maps(tmp_path / "nothing") == {}
     # no generator file here (timing is not what this tests): time an identity instead
-    monkeypatch.setattr("actmatch.evaluation.cost_fn", lambda m, c: (lambda x: x))
+    monkeypatch.setattr(P.CEMaps, "cost", lambda self, c: (lambda x: x))
     per_image, _, metrics, cost = evaluate(clf, ds, regimes, cfg, progress=False, maps=maps)
     ours = per_image[per_image.method == "ours:per_image"].set_index("id")
     theirs = per_image[per_image.method == "cyce_3class"].set_index("id")

@@ -170,6 +170,10 @@ class CEMaps:
         keep = [j for j, k in enumerate(ids) if k in pos]
         return keep, [pos[ids[j]] for j in keep]
 
+    def cost(self, clf: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
+        """One explanation from a normalized input, for timing (:func:`cost_fn`)."""
+        return cost_fn(self, clf)
+
 
 def load_maps(folder: str | Path) -> dict[str, CEMaps]:
     """Every SyCE/CyCE variant under ``folder/ce/*/`` (none when the folder is absent), by table name."""

@@ -25,7 +25,7 @@ from skimage import morphology, transform
 
 from actmatch.glance.morpho import measure
 
-__all__ = ["set_thickness", "set_slant", "set_intensity", "controlled_digits", "TRUE_EDGES"]
+__all__ = ["set_thickness", "set_slant", "set_intensity", "draw_causes", "controlled_digits", "TRUE_EDGES"]
 
 TRUE_EDGES = (("thickness", "intensity"), ("thickness", "slant"))
 
@@ -66,15 +66,40 @@ def set_intensity(image: np.ndarray, target: float) -> np.ndarray:
     return np.clip(np.round(img * target / measure(img)["intensity"]), 0, 255).astype(np.uint8)
 
 
-def controlled_digits(images: np.ndarray, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
-    """Apply the recipe to each uint8 digit (N, H, W): the new digits and the drawn causes per digit
-    (columns ``thickness``, ``intensity``, ``slant``: the values set, before measurement)."""
+def draw_causes(n: int, seed: int) -> pd.DataFrame:
+    """The recipe's values for ``n`` digits: thickness, then intensity and slant from it."""
     rng = np.random.default_rng(seed)
-    n = len(images)
     t = 1.5 + rng.gamma(10.0, 0.15, n)
     i = 64 + 191 / (1 + np.exp(-2 * (t - 3)))
     s = 0.25 * (t - 3) + rng.normal(0, 0.1, n)
-    out = np.empty_like(np.asarray(images, dtype=np.uint8))
-    for k, im in enumerate(images):
-        out[k] = set_intensity(set_slant(set_thickness(im, t[k]), s[k]), i[k])
-    return out, pd.DataFrame({"thickness": t, "intensity": i, "slant": s})
+    return pd.DataFrame({"thickness": t, "intensity": i, "slant": s})
+
+
+def _apply(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+    images, causes, scale = args
+    out = np.empty_like(images)
+    for k, (im, (t, i, s)) in enumerate(zip(images, causes)):
+        out[k] = set_intensity(set_slant(set_thickness(im, t, scale), s), i)
+    return out
+
+
+def controlled_digits(images: np.ndarray, seed: int, scale: int = 4, workers: int = 1,
+                      progress: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
+    """Apply the recipe to each uint8 digit (N, H, W): the new digits and the drawn causes per digit
+    (columns ``thickness``, ``intensity``, ``slant``: the values set, before measurement). The causes are
+    drawn first, so ``workers`` processes give the same digits as one."""
+    images = np.asarray(images, dtype=np.uint8)
+    causes = draw_causes(len(images), seed)
+    vals = causes[["thickness", "intensity", "slant"]].to_numpy()
+    chunks = [(images[a:a + 100], vals[a:a + 100], scale) for a in range(0, len(images), 100)]
+    return np.concatenate(_map(_apply, chunks, workers, progress, "morpho recipe")), causes
+
+
+def _map(fn, chunks: list, workers: int, progress: bool, desc: str) -> list:  # noqa: ANN001
+    """``fn`` over ``chunks`` in order, in ``workers`` processes (1: in this one), with a progress bar."""
+    from tqdm.auto import tqdm
+    if workers <= 1 or len(chunks) <= 1:
+        return [fn(c) for c in tqdm(chunks, desc=desc, disable=not progress)]
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(workers) as pool:
+        return list(tqdm(pool.map(fn, chunks), total=len(chunks), desc=desc, disable=not progress))

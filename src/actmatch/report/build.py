@@ -22,8 +22,9 @@ import yaml
 
 from actmatch.data import load_dataset
 from actmatch.report.figures import curves_plot, save_figure, training_curves
-from actmatch.report.paper import CEExample, Example, ce_figure, sweep_figure, tradeoff_figure, triplet_figure
-from actmatch.report.tables import ablation_table, ce_table, main_table, to_latex, to_markdown
+from actmatch.report.paper import CEExample, CFExample, Example, ce_figure, glance_cf_figure, glance_graph_figure, \
+    glance_strips_figure, sweep_figure, tradeoff_figure, triplet_figure
+from actmatch.report.tables import ablation_table, ce_table, glance_table, main_table, to_latex, to_markdown
 
 __all__ = ["build_report", "load_ablations", "sweeps", "html_page"]
 
@@ -109,6 +110,46 @@ def _ce_examples(folder: Path, ds, n: int) -> list[CEExample]:
     return out
 
 
+def _glance_examples(folder: Path, ds, n: int) -> list[CFExample]:
+    """Counterfactual rows: one test image per label first (the sets are stored sorted by class), those
+    with a counterfactual before those without."""
+    with np.load(folder / "maps.npz") as z:
+        d = {k: z[k] for k in z.files}
+    names = ds.class_names or [str(k) for k in range(int(d["y"].max()) + 1)]
+    nodes = [str(v) for v in d["nodes"]]
+    row = {str(k): i for i, k in enumerate(ds.index["id"])}
+    found = d["cf_node"] >= 0
+    order = [int(np.flatnonzero((d["y"] == c) & found)[0]) for c in np.unique(d["y"][found])]
+    order += [j for j in range(len(d["ids"])) if j not in order]
+    out = []
+    for j in order[:n]:
+        k, delta = int(d["effect_node"][j]), float(d["effect_delta"][j])
+        what = (f"do({nodes[k]} {delta:+g} SD):\n{names[int(d['y_hat'][j])]} → {names[int(d['cf_label'][j])]}"
+                if found[j] else f"no flip; do({nodes[k]} {delta:+g} SD)")
+        out.append(CFExample(_image(ds, row[str(d["ids"][j])]), d["x_hat"][j], d["x_cf"][j],
+                             d["map"][j].astype(np.float32), f"{names[int(d['y'][j])]}\n{what}"))
+    return out
+
+
+def _glance_section(results: Path, data: Path, runs: dict[str, dict], n: int, table, figure) -> list[Path]:
+    files = table("table_glance", glance_table(runs))
+    for run, d in runs.items():
+        folder = results / "explainers" / run / "glance"
+        weights = pd.read_csv(folder / "graph.csv", index_col=0)
+        rec = d.get("graph_recovery")
+        extra = f"; SHD {rec['shd']} on {', '.join(rec['variables'])}" if rec else ""
+        files += figure(f"fig_glance_graph_{run}", glance_graph_figure(
+            weights, f"GLANCE (our reconstruction): graph learned for {d['classifier']} on {d['dataset']}{extra}"))
+        with np.load(folder / "strips.npz") as z:
+            files += figure(f"fig_glance_strips_{run}", glance_strips_figure(
+                z["x"], z["strips"], z["deltas"].tolist(), [str(f) for f in z["features"]],
+                f"GLANCE on {d['classifier']}: do(feature += δ SD), propagated and decoded"))
+        ex = _glance_examples(folder, load_dataset(data / d["dataset"]), n)
+        files += figure(f"fig_glance_cf_{run}", glance_cf_figure(
+            ex, f"GLANCE on {d['classifier']}: smallest flipping intervention and its effect map"))
+    return files
+
+
 def _training(live: Path) -> dict[str, list[float]]:
     curves = {}
     for f in sorted(live.glob("plots/metrics/*/*.tsv")):
@@ -117,7 +158,8 @@ def _training(live: Path) -> dict[str, list[float]]:
 
 
 def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_image: int = 0,
-                 ablation_base: str = "base", dpi: int = 110, ce_examples: int = 4) -> list[Path]:
+                 ablation_base: str = "base", dpi: int = 110, ce_examples: int = 4,
+                 glance_examples: int = 4) -> list[Path]:
     """Write every table (``.md`` + ``.tex``) and figure (``.png`` + ``.pdf``) into ``out`` and the
     page ``report.html``; returns the files written, in page order."""
     out.mkdir(parents=True, exist_ok=True)
@@ -136,6 +178,7 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
 
     groups = sorted(p.stem for p in (results / "metrics").glob("*.json"))
     ce_runs = {p.stem: json.loads(p.read_text()) for p in sorted((results / "ce").glob("*.json"))}
+    glance_runs = {p.stem: json.loads(p.read_text()) for p in sorted((results / "glance").glob("*.json"))}
     points = []
     for g in groups:
         metrics = json.loads((results / "metrics" / f"{g}.json").read_text())
@@ -154,7 +197,7 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
         ce_names = set(ce_runs.get(g, {}).get("methods", {}))
         for m, v in metrics["methods"].items():
             kind = ("ours" if m.startswith("ours:") else "control" if m in CONTROLS else "SyCE/CyCE" if m in ce_names
-                    else "baseline")
+                    else "GLANCE" if m == "glance" else "baseline")
             points.append({"panel": g, "name": m.removeprefix("ours:"), "kind": kind, "area": v["area"]["mean"],
                            "kept": v["kept"]["mean"]})
     if ce_runs:
@@ -166,6 +209,10 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
                 files += figure(f"fig_ce_{run}", ce_figure(ex, f"SyCE / CyCE on {d['classifier']} ({setting}): "
                                                               "similar, adversarial, map"))
         sections.append(("SyCE / CyCE (Charachon et al. 2021): their own metrics and examples", files))
+    if glance_runs:
+        files = _glance_section(results, data, glance_runs, glance_examples, table, figure)
+        sections.append(("GLANCE (our reconstruction of Kori et al.): alignment, fidelity, graph, interventions",
+                         files))
     ablations = load_ablations(results / "ablations") if (results / "ablations").is_dir() else {}
     for pair, variants in ablations.items():
         per_image = {k: v["per_image"] for k, v in variants.items()}

@@ -19,7 +19,8 @@ import seaborn as sns
 from actmatch.images import explanation_images
 from actmatch.report.figures import plt
 
-__all__ = ["Example", "CEExample", "triplet_figure", "sweep_figure", "tradeoff_figure", "ce_figure"]
+__all__ = ["Example", "CEExample", "CFExample", "triplet_figure", "sweep_figure", "tradeoff_figure", "ce_figure",
+           "glance_graph_figure", "glance_strips_figure", "glance_cf_figure"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
         raise ValueError("tradeoff_figure needs at least one point")
     panels = list(dict.fromkeys(points["panel"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
-    palette = {"ours": "C3", "baseline": "C0", "SyCE/CyCE": "C1", "control": "0.5", "variant": "C2"}
+    palette = {"ours": "C3", "baseline": "C0", "SyCE/CyCE": "C1", "GLANCE": "C4", "control": "0.5", "variant": "C2"}
     for ax, panel in zip(axes[0], panels):
         d = points[points["panel"] == panel]
         sns.scatterplot(data=d, x="area", y="kept", hue="kind", palette=palette, ax=ax, s=30,
@@ -141,5 +142,84 @@ def ce_figure(examples: Sequence[CEExample], title: str) -> plt.Figure:
                     axes[0, 1 + 3 * k + j].set_title(f"{m}\n{name}", fontsize=7)
     axes[0, 0].set_title("input", fontsize=7)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def glance_graph_figure(weights: pd.DataFrame, title: str, sink: str = "output") -> plt.Figure:
+    """The learned graph: nodes on a circle (context features, free latents, the output apart on the
+    right), one arrow per edge, its width and colour from the weight (red positive, blue negative)."""
+    names = list(weights.index)
+    others = [n for n in names if n != sink]
+    angles = np.linspace(np.pi / 2, np.pi / 2 + 2 * np.pi, len(others), endpoint=False)
+    pos = {n: (np.cos(a) - 0.3, np.sin(a)) for n, a in zip(others, angles)}
+    if sink in names:
+        pos[sink] = (1.35, 0.0)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    w = weights.to_numpy()
+    top = max(float(np.abs(w).max()), 1e-9)
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            if w[i, j] == 0:
+                continue
+            ax.annotate("", xy=pos[b], xytext=pos[a],
+                        arrowprops=dict(arrowstyle="-|>", color="C3" if w[i, j] > 0 else "C0", shrinkA=14, shrinkB=14,
+                                        lw=0.6 + 2.4 * abs(w[i, j]) / top, alpha=0.85))
+    for n, (x, y) in pos.items():
+        ctx = not n.startswith("free") and n != sink
+        ax.text(x, y, n, ha="center", va="center", fontsize=7,
+                bbox=dict(boxstyle="round", fc="#fde0c5" if ctx else "#d9e8f5" if n != sink else "#cfe8cf", ec="0.4"))
+    ax.set_xlim(-1.6, 1.75)
+    ax.set_ylim(-1.25, 1.25)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title + "\n(orange: context features, blue: free latents; red edge +, blue edge −)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def glance_strips_figure(x: np.ndarray, strips: np.ndarray, deltas: Sequence[float], features: Sequence[str],
+                         title: str, example: int = 0) -> plt.Figure:
+    """One row per context feature: the decoded image of one example after do(feature += δ) for each δ."""
+    nf, nd = strips.shape[:2]
+    fig, axes = plt.subplots(nf, nd + 1, figsize=(1.1 * (nd + 1), 1.1 * nf + 0.6), squeeze=False)
+    for i in range(nf):
+        _show(axes[i, 0], x[example])
+        axes[i, 0].set_ylabel(features[i], fontsize=7)
+        for k in range(nd):
+            _show(axes[i, k + 1], strips[i, k, example])
+            if i == 0:
+                axes[0, k + 1].set_title(f"δ = {deltas[k]:+g}", fontsize=7)
+    axes[0, 0].set_title("input", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass
+class CFExample:
+    image: np.ndarray
+    recon: np.ndarray
+    counterfactual: np.ndarray
+    effect: np.ndarray
+    title: str      # the input's label and what the intervention did
+
+
+def glance_cf_figure(examples: Sequence[CFExample], title: str) -> plt.Figure:
+    """Rows: input, its decoded reconstruction G(z), the counterfactual G(z'), the effect map |G(z') − G(z)|."""
+    if not examples:
+        raise ValueError("glance_cf_figure needs at least one example")
+    fig, axes = plt.subplots(len(examples), 4, figsize=(6.0, 1.5 * len(examples) + 0.6), squeeze=False)
+    for i, ex in enumerate(examples):
+        for k, img in enumerate((ex.image, ex.recon, ex.counterfactual)):
+            _show(axes[i, k], img)
+        axes[i, 3].imshow(ex.effect, cmap="magma", vmin=0, vmax=max(float(ex.effect.max()), 1e-6),
+                          interpolation="nearest")
+        axes[i, 3].set_xticks([])
+        axes[i, 3].set_yticks([])
+        axes[i, 0].set_ylabel(ex.title, fontsize=6)
+    for k, name in enumerate(("input", "G(z)", "G(z') counterfactual", "effect map")):
+        axes[0, k].set_title(name, fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
