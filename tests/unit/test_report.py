@@ -155,3 +155,45 @@ def test_ce_figure_has_input_plus_three_columns_per_method():
     assert fig.axes[1].get_title() == "syce\nsimilar" and fig.axes[6].get_title() == "cyce\nmap"
     with pytest.raises(ValueError, match="at least one"):
         ce_figure([], "t")
+
+
+def _glance_metrics(**over):
+    m = {"n_test": 1000, "fidelity": 0.99, "alignment_r2": {"thickness": 0.8, "slant": 0.9},
+         "alignment_r2_mean": 0.85, "graph_edges": [["thickness", "slant", 0.5], ["free0", "output", -0.3]],
+         "counterfactual_found": 0.97, "counterfactual_median_abs_delta": 1.5, "train_minutes": 4.0}
+    return {**m, **over}
+
+
+def test_glance_table_rows_and_graph_recovery_only_where_known():
+    from actmatch.report.tables import glance_table
+
+    rec = {"shd": 1, "precision": 0.5, "recall": 0.5}
+    df = glance_table({"mnist_cnn-mnist": _glance_metrics(),
+                       "mnist_cnn-morpho_mnist": _glance_metrics(graph_recovery=rec,
+                                                                 graph_recovery_drawn_causes={**rec, "shd": 0})})
+    assert list(df["run"]) == ["mnist_cnn-mnist", "mnist_cnn-morpho_mnist"]
+    assert df.loc[1, "SHD"] == 1 and df.loc[1, "SHD (drawn)"] == 0 and np.isnan(df.loc[0, "SHD"])
+    assert df.loc[0, "R² slant"] == 0.9 and df.loc[0, "edges"] == 2 and df.loc[1, "recall"] == 0.5
+    assert to_markdown(df).splitlines()[2].count("–") == 6  # no recovery numbers for the plain digits
+
+
+def test_glance_figures_draw_every_edge_and_every_strip_cell():
+    from actmatch.report.paper import CFExample, glance_cf_figure, glance_graph_figure, glance_strips_figure
+
+    names = ["thickness", "slant", "free0", "output"]
+    w = pd.DataFrame(0.0, index=names, columns=names)
+    w.loc["thickness", "slant"], w.loc["free0", "output"], w.loc["slant", "output"] = 0.8, -0.4, 0.2
+    fig = glance_graph_figure(w, "t")
+    ax = fig.axes[0]
+    arrows = [c for c in ax.texts if getattr(c, "arrow_patch", None) is not None]
+    assert len(arrows) == 3 and {t.get_text() for t in ax.texts if t.get_text()} == set(names)
+    colours = sorted(a.arrow_patch.get_edgecolor()[:3] for a in arrows)
+    assert len(set(colours)) == 2  # positive and negative edges differ
+    img = np.zeros((8, 8), np.uint8)
+    strips = np.zeros((2, 5, 3, 8, 8), np.uint8)
+    fig = glance_strips_figure(np.zeros((3, 8, 8), np.uint8), strips, [-2, -1, 0, 1, 2], ["thickness", "slant"], "t")
+    assert len(fig.axes) == 2 * 6 and fig.axes[1].get_title() == "δ = -2" and fig.axes[3].get_title() == "δ = +0"
+    fig = glance_cf_figure([CFExample(img, img, img, np.ones((8, 8)), "3")] * 2, "t")
+    assert len(fig.axes) == 8 and fig.axes[3].get_title() == "effect map"
+    with pytest.raises(ValueError, match="at least one"):
+        glance_cf_figure([], "t")
