@@ -190,3 +190,36 @@ def test_train_explainer_under_torchrun_equals_one_process(work, tmp_path):
     for k, v in nets[1].items():
         torch.testing.assert_close(nets[5][k], v, rtol=0, atol=5e-4, msg=f"parameter {k}")
     assert np.abs(masks[5] - masks[1]).max() < 0.02 and ((masks[5] > 0.5) == (masks[1] > 0.5)).mean() > 0.995
+
+
+def test_glance_stages_build_the_controlled_digits_features_and_one_run(work, tmp_path):
+    """make_morpho_mnist, morpho_features and train_glance main() on 200 digits (GLANCE, issue 9)."""
+    tmp, params = work
+    if not (tmp / "data/mnist").exists():
+        test_data_stages(work)
+    if not (tmp / "results/classifiers/mnist_cnn-mnist").exists():
+        test_train_classifier_stage(work)
+    yaml = YAML(typ="safe", pure=True)
+    d = yaml.load(Path(params).read_text())
+    d["glance"]["surrogate"].update(epochs=1, free=2, width=8, style_dim=8, batch_size=32)
+    d["glance"]["local"].update(grid=[1.0])
+    small = tmp_path / "params.yaml"
+    yaml.dump(d, small)
+    data = tmp / "data"
+    stage("make_morpho_mnist")(["--mnist", str(data / "mnist"), "--out", str(data / "morpho_mnist"), "--params",
+                                str(small), "--no-progress"])
+    mm = load_dataset(data / "morpho_mnist")
+    assert len(mm) == 200 and mm.meta["true_edges"] == [["thickness", "intensity"], ["thickness", "slant"]]
+    stage("morpho_features")(["--data", str(data / "mnist"), "--out", str(tmp_path / "features"), "--params",
+                              str(small), "--no-progress"])
+    assert len((tmp_path / "features/features.csv").read_text().splitlines()) == 201
+    out = tmp_path / "glance"
+    stage("train_glance")(["--run", "mnist_cnn-mnist", "--classifier",
+                           str(tmp / "results/classifiers/mnist_cnn-mnist/model"), "--data", str(data / "mnist"),
+                           "--features", str(tmp_path / "features"), "--out", str(out), "--live",
+                           str(tmp_path / "live"), "--metrics", str(tmp_path / "glance.json"), "--state",
+                           str(tmp_path / "state"), "--params", str(small), "--no-progress"])
+    m = json.loads((tmp_path / "glance.json").read_text())
+    assert m["n_test"] == 40 and m["epochs"] == 1 and 0 <= m["fidelity"] <= 1 and "graph_recovery" not in m
+    assert (out / "maps.npz").is_file() and (out / "surrogate.pt").is_file()
+    assert (tmp_path / "live/plots/images/curves.png").is_file() and not (tmp_path / "state").exists()
