@@ -39,7 +39,7 @@ import torch
 import yaml
 
 from actmatch.ce.losses import PixelClassifier
-from actmatch.ce.pipeline import pixel_classifier, pixel_inputs
+from actmatch.ce.pipeline import CEMaps, pixel_classifier, pixel_inputs
 from actmatch.classifiers.registry import Classifier
 from actmatch.config import GlanceParams, GlanceRun
 from actmatch.data.store import ImageDataset
@@ -96,6 +96,19 @@ def _intervene_each(z: torch.Tensor, W: np.ndarray, latent: L.LatentMap, node: n
         rows = torch.from_numpy(np.flatnonzero((node == k) & (delta == d))).to(z.device)
         z2[rows] = L.intervene(z[rows], W, latent, k, d)
     return z2
+
+
+def _explain(f: Callable[[torch.Tensor], torch.Tensor], dec: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+             W: np.ndarray, latent: L.LatentMap, grid: list[float], importance_delta: float
+             ) -> tuple[L.Counterfactual, np.ndarray, np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+    """The local explanations of latents ``z`` (B, D), every node but the output movable: the counterfactual,
+    the importances (B, nodes), the kept (node, δ) per image, its latent z' and the effect map (B, 1, H, W)."""
+    movable = [k for k, d in enumerate(latent.dims) if d is not None]
+    cf = L.counterfactual(f, dec, z, W, latent, movable, grid)
+    imp = torch.stack([L.importance(f, dec, z, W, latent, k, importance_delta) for k in movable], 1).cpu().numpy()
+    node, delta = _effect_targets(cf, imp, max(grid))
+    z_eff = _intervene_each(z, W, latent, node, delta)
+    return cf, imp, node, delta, z_eff, L.effect_map(dec, z, z_eff)
 
 
 def _graph_scores(weights: pd.DataFrame, true_edges: list[list[str]]) -> dict[str, Any]:
@@ -158,12 +171,7 @@ def run_glance(clf: Classifier, ds: ImageDataset, features: np.ndarray, gp: Glan
     t0 = time.perf_counter()
     dec = lambda z: decode(G, z)  # noqa: E731
     movable = list(range(A + sp.free))
-    cf = L.counterfactual(f, dec, z_te, W, latent, movable, gp.local.grid)
-    imp = torch.stack([L.importance(f, dec, z_te, W, latent, k, gp.local.importance_delta) for k in movable], 1)
-    imp = imp.cpu().numpy()
-    node, delta = _effect_targets(cf, imp, max(gp.local.grid))
-    z_eff = _intervene_each(z_te, W, latent, node, delta)
-    maps = L.effect_map(dec, z_te, z_eff)
+    cf, imp, node, delta, z_eff, maps = _explain(f, dec, z_te, W, latent, gp.local.grid, gp.local.importance_delta)
     t_local = time.perf_counter() - t0
     with torch.no_grad():
         x_hat, x_cf = dec(z_te), dec(z_eff)
@@ -233,21 +241,10 @@ def load_surrogate(folder: str | Path) -> tuple[S.Encoder, S.StyleGenerator, dic
     return E, G, ck
 
 
-class GlanceMaps:
-    """The effect maps of one GLANCE run as the evaluate stage reads them (same interface as CEMaps)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.record = yaml.safe_load((folder / "config.yaml").read_text())
-        self.name: str = self.record["method"]
-        with np.load(folder / "maps.npz") as z:
-            self.ids = [str(i) for i in z["ids"]]
-            self.maps = torch.from_numpy(z["map"].astype(np.float32))[:, None]
-
-    def rows(self, ids: list[str]) -> tuple[list[int], list[int]]:
-        pos = {k: j for j, k in enumerate(self.ids)}
-        keep = [j for j, k in enumerate(ids) if k in pos]
-        return keep, [pos[ids[j]] for j in keep]
+class GlanceMaps(CEMaps):
+    """The effect maps of one GLANCE run as the evaluate stage reads them: the same files and reader as
+    SyCE/CyCE's maps (``config.yaml`` with the method's name, ``maps.npz`` with ids and map); only the
+    timed explanation differs."""
 
     def cost(self, clf: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
         """One local explanation from a normalized input, for timing: encode, the counterfactual search
@@ -257,15 +254,11 @@ class GlanceMaps:
         E.to(dev), G.to(dev)
         f = PixelClassifier(clf.model, clf.mean, clf.std).to(dev)
         W, latent = ck["W"], L.LatentMap(dims=[*range(ck["aligned"] + ck["free"]), None], scales=ck["scales"])
-        movable = list(range(ck["aligned"] + ck["free"]))
         dec = lambda z: decode(G, z)  # noqa: E731
 
         def one(x: torch.Tensor) -> torch.Tensor:
             z = encode(clf.model, clf.mean, clf.std, E, x * f.std + f.mean)
-            cf = L.counterfactual(f, dec, z, W, latent, movable, ck["grid"])
-            imp = torch.stack([L.importance(f, dec, z, W, latent, k, ck["importance_delta"]) for k in movable], 1)
-            node, delta = _effect_targets(cf, imp.cpu().numpy(), max(ck["grid"]))
-            return L.effect_map(dec, z, _intervene_each(z, W, latent, node, delta))
+            return _explain(f, dec, z, W, latent, ck["grid"], ck["importance_delta"])[-1]
         return one
 
 
