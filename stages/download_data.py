@@ -1,35 +1,25 @@
-"""DVC stage ``download_data@<dataset>``: materialize one source dataset under data/<dataset>/
-in the format of actmatch.data.store (pip packages, Debian files, or pinned downloads)."""
+"""DVC stage ``download_data@<dataset>``: materialize one source dataset of the data registry under
+data/<dataset>/ in the format of actmatch.data.store (pip packages, Debian files, pinned downloads)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-from actmatch.config import load_params
-from actmatch.data import sources
-from actmatch.runner import run_stage
+from actmatch.config.base import read_params
+from actmatch.config.compute import runtime
+from actmatch.config.data import datasets
+from actmatch.core.stage import run_stage, stage_parser
+from actmatch.data.registry import get_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--cache", required=True, help="resumable download cache (not a DVC output)")
-    ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
-    cfg = params.datasets
-    builders = {
-        "mnist": lambda: sources.build_mnist(cfg.mnist, params.seed, args.out),
-        "photos": lambda: sources.build_photos(cfg.photos, args.out),
-        "fashion_mnist": lambda: sources.build_fashion_mnist(cfg.fashion_mnist, params.seed, args.out, args.cache),
-        "imagenette": lambda: sources.build_imagenette(cfg.imagenette, params.seed, args.out, args.cache),
-    }
-    if args.dataset not in builders:
-        raise ValueError(f"unknown source dataset {args.dataset!r}; known: {', '.join(sorted(builders))}")
-    builders[args.dataset]()
+    args = stage_parser(__doc__, "--dataset", "--out", "--cache", progress=False).parse_args(argv)
+    raw = read_params(args.params)
+    entry = get_dataset(args.dataset)
+    if entry.build is None:
+        raise ValueError(f"{args.dataset!r} is made from {entry.made_from!r} by its own stage, not downloaded")
+    entry.build(datasets(raw), runtime(raw).data_seed, args.out, args.cache)
 
 
 if __name__ == "__main__":

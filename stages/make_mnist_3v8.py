@@ -3,24 +3,19 @@ digits of data/mnist (actmatch.data.pair); the two classes are ``datasets.mnist_
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-from actmatch.config import load_params
+from actmatch.config.base import read_params
+from actmatch.config.data import datasets
+from actmatch.core.stage import run_stage, stage_parser
 from actmatch.data import load_dataset
 from actmatch.data.pair import build_pair
-from actmatch.runner import run_stage
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--mnist", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
-    build_pair(load_dataset(args.mnist), params.datasets.mnist_3v8, "mnist_3v8", args.out)
+    args = stage_parser(__doc__, "--mnist", "--out", progress=False).parse_args(argv)
+    build_pair(load_dataset(args.mnist), datasets(read_params(args.params)).mnist_3v8, "mnist_3v8", args.out)
 
 
 if __name__ == "__main__":

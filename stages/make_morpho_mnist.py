@@ -4,26 +4,22 @@ split kept; actmatch.glance.perturb), so the true causal graph is known. Uses ev
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 
-from actmatch.config import load_params
+from actmatch.config.base import read_params
+from actmatch.config.compute import runtime
+from actmatch.config.data import datasets
+from actmatch.core.stage import run_stage, stage_parser
 from actmatch.data import load_dataset
 from actmatch.glance.data import build_morpho_mnist
-from actmatch.runner import run_stage
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--mnist", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
-    build_morpho_mnist(load_dataset(args.mnist), args.out, params.seed, params.datasets.morpho_mnist.scale,
+    args = stage_parser(__doc__, "--mnist", "--out").parse_args(argv)
+    raw = read_params(args.params)
+    build_morpho_mnist(load_dataset(args.mnist), args.out, runtime(raw).data_seed, datasets(raw).morpho_mnist.scale,
                        workers=os.cpu_count() or 1, progress=not args.no_progress)
 
 

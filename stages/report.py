@@ -1,36 +1,36 @@
 """DVC stage ``report``: every table and figure of the write-up from what the pipeline stored
 (results/, plus the image pixels from data/) into --out (paper_figures/): Table 1 per evaluated
-group, Table 2 per ablation grid (Markdown + LaTeX), Figure 1 triplets, Figure 2 weight sweeps,
-the area–fidelity trade-off, insertion/deletion and training curves, SyCE/CyCE's metrics table
-and example figures (PNG + PDF), and one
-self-contained report.html. Written whole into a temporary folder, then swapped in."""
+group, Table 2 per ablation grid (Markdown + LaTeX), the figures, SyCE/CyCE's and GLANCE's tables
+and figures, RESULTS.md (every table with its caption, generated) and one self-contained
+report.html. Written whole into a temporary folder, then swapped in."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from actmatch.config import load_params
-from actmatch.io import atomic_dir
+from actmatch.config.ablation import ablation
+from actmatch.config.base import read_params
+from actmatch.config.glance import glance
+from actmatch.config.report import report
+from actmatch.config.syce import syce
+from actmatch.core.io import atomic_dir
+from actmatch.core.stage import run_stage, stage_parser
 from actmatch.report.build import build_report
-from actmatch.runner import run_stage
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--results", default="results")
-    ap.add_argument("--data", default="data")
-    ap.add_argument("--out", default="paper_figures")
-    ap.add_argument("--params", default="params.yaml")
+    ap = stage_parser(__doc__, progress=False)
+    for flag, default in (("--results", "results"), ("--data", "data"), ("--out", "paper_figures")):
+        ap.add_argument(flag, default=default)
     args = ap.parse_args(argv)
-    params = load_params(args.params)
-    r = params.report
+    raw = read_params(args.params)
+    r = report(raw)
     with atomic_dir(Path(args.out)) as tmp:
         files = build_report(Path(args.results), Path(args.data), tmp, r.examples, r.sweep_image,
-                             params.ablation.base, r.dpi, params.ce.figure_examples if params.ce else 4,
-                             params.glance.figure_examples if params.glance else 4)
+                             ablation(raw).base, r.dpi, syce(raw).figure_examples if raw.get("syce") else 4,
+                             glance(raw).figure_examples if raw.get("glance") else 4, smoke=r.smoke)
     print(f"report: {len(files)} files in {args.out}/ (open {args.out}/report.html)")
 
 

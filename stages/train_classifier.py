@@ -4,7 +4,6 @@ per-epoch curves (dvclive) under <out>/live/."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,24 +12,20 @@ import yaml
 from dvclive import Live
 
 from actmatch.classifiers.train import save_trained, train_classifier
-from actmatch.config import load_params
+from actmatch.config.base import read_params
+from actmatch.config.classifiers import train_run
+from actmatch.config.compute import runtime
+from actmatch.core.device import resolve_device
+from actmatch.core.io import atomic_dir, write_json
+from actmatch.core.stage import run_stage, stage_parser
 from actmatch.data import load_dataset
-from actmatch.device import resolve_device
-from actmatch.io import atomic_dir, write_json
-from actmatch.runner import run_stage
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--run", required=True, help="a key of train_classifier.runs")
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
-    cfg = params.train_run(args.run)
-    device = resolve_device(params.device)
+    args = stage_parser(__doc__, "--run", "--data", "--out").parse_args(argv)
+    raw = read_params(args.params)
+    cfg = train_run(raw, args.run)
+    device = resolve_device(runtime(raw).device)
     ds = load_dataset(args.data)
     if ds.name != cfg.dataset:
         raise ValueError(f"{args.data} holds {ds.name!r} but run {cfg.name} trains on {cfg.dataset!r}")

@@ -4,35 +4,30 @@ dataset's train split. Weights and settings in --out, the loss curve in --live."
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
 
 from dvclive import Live
 
-from actmatch.ce.pipeline import pixel_inputs, save_vae
-from actmatch.ce.vae import train_vae
-from actmatch.config import load_params
+from actmatch.config.base import read_params
+from actmatch.config.compute import runtime
+from actmatch.config.syce import syce
+from actmatch.core.device import resolve_device
+from actmatch.core.figures import training_curves
+from actmatch.core.stage import run_stage, stage_parser
 from actmatch.data import load_dataset
-from actmatch.device import resolve_device
-from actmatch.report.figures import training_curves
-from actmatch.runner import run_stage
+from actmatch.classifiers.pixel import pixel_inputs
+from actmatch.syce.pipeline import save_vae
+from actmatch.syce.vae import train_vae
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    for flag in ("--data", "--out", "--live"):
-        ap.add_argument(flag, required=True)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
-    if params.ce is None:
-        raise KeyError("params.yaml has no 'ce' section: the VAE belongs to the SyCE/CyCE stages")
-    p = params.ce.vae
+    args = stage_parser(__doc__, "--data", "--out", "--live").parse_args(argv)
+    raw = read_params(args.params)
+    p, rt = syce(raw).vae, runtime(raw)
     ds = load_dataset(args.data)
-    x = pixel_inputs(ds, ds.split_indices("train"), resolve_device(params.device))
+    x = pixel_inputs(ds, ds.split_indices("train"), resolve_device(rt.device))
     losses: list[float] = []
     with Live(dir=args.live, save_dvc_exp=False, dvcyaml=False) as live:
         def on_epoch(epoch: int, loss: float) -> None:
@@ -40,10 +35,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             live.log_metric("vae/loss", loss)
             live.next_step()
         start = time.perf_counter()
-        vae = train_vae(x, p.latent, p.epochs, p.lr, p.batch_size, params.seed, on_epoch=on_epoch,
+        vae = train_vae(x, p.latent, p.epochs, p.lr, p.batch_size, rt.seed, on_epoch=on_epoch,
                         progress=not args.no_progress)
         live.log_image("curves.png", training_curves({"vae loss (per image)": losses}, "epoch"))
-    save_vae(args.out, vae.cpu(), p, {"dataset": ds.name, "train_images": len(x), "seed": params.seed,
+    save_vae(args.out, vae.cpu(), p, {"dataset": ds.name, "train_images": len(x), "seed": rt.seed,
                                       "train_seconds": round(time.perf_counter() - start, 1)})
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from actmatch.config import Params
+from actmatch.check import Params
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"

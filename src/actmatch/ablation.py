@@ -1,48 +1,59 @@
-"""One ablation variant (issue: ablation grid): train an amortized U-Net under a loss variant and
-score its masks with the evaluation's metric code (method.md §5), so Table 2 compares variants
-image by image on the same held-out images.
+"""One ablation variant (the ``ablate`` stage): an amortized U-Net trained under a loss variant, once
+per seed, each scored with the evaluation's metric code (method.md §5) on the same held-out images,
+so Table 2 compares variants image by image and seed by seed.
 
-The variant reuses the U-Net, fill and evaluation images of the amortized run that explains the
-same classifier on the same dataset; only the loss (and the shorter ``ablation.train``) differ.
+The variant reuses the U-Net, fill and evaluation images of the amortized run it ablates; only the
+loss (and the shorter ``ablation.train``) differ. The training subset is a seeded, class-stratified
+sample (``data_seed``), listed in ``train_ids.csv``. A *matched* variant has its area term as a
+target at the base variant's median area, so what a term does is compared at equal area.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 from actmatch.classifiers import Classifier
-from actmatch.config import AmortizedParams, ExplainerRun, LossConfig
-from actmatch.explainer.outputs import eval_split
+from actmatch.config.explainer import AmortizedParams, ExplainerRun, LossConfig
+from actmatch.core.figures import save_figure, training_curves
+from actmatch.core.io import atomic_dir, write_json
+from actmatch.core.masks import fill_values
+from actmatch.data.store import ImageDataset
+from actmatch.explainer.outputs import eval_split, seed_dir, train_subset, write_ids, write_masks
 from actmatch.explainer.train import predict_masks, train_amortized
-from actmatch.explainer.unet import UNet, fill_values
-from actmatch.metrics.aggregate import mean_ci
+from actmatch.metrics.aggregate import aggregate_seeds, is_collapsed
 from actmatch.metrics.fidelity import predict_logits
 from actmatch.metrics.suite import ScoreSettings, score_masks
 
-__all__ = ["ABLATION_METRICS", "run_variant", "summarize_variant"]
+__all__ = ["ABLATION_METRICS", "ablate", "score_variant", "run_variant", "summarize_variant", "base_median_area"]
 
 # the columns Table 2 shows (every metric of the suite is kept in per_image.csv)
 ABLATION_METRICS = ("kept", "area", "flip", "act_sim", "insertion_auc", "deletion_auc", "crispness", "p_star",
-                    "removable", "suff_gaussian")
+                    "removable", "suff_gaussian", "p_ratio")
 
 
-def run_variant(clf: Classifier, ds, run: ExplainerRun, loss: LossConfig, train: AmortizedParams, eval_images: int,
-                score: ScoreSettings, seed: int, state_path: Path | None = None, progress: bool = True,
-                ) -> tuple[UNet, list[str], torch.Tensor, pd.DataFrame, dict[str, list[float]]]:
-    """Train the variant and score it. Returns the net, the evaluation ids, the soft masks
-    ``(N, 1, H, W)`` (CPU), the per-image table (``id, label, y`` + every metric) and the training
-    curves. Training resumes by epoch from ``state_path``."""
+def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: LossConfig, train: AmortizedParams,
+                  eval_images: int, score: ScoreSettings, seed: int, data_seed: int, state_path: Path | None = None,
+                  progress: bool = True) -> tuple[list[str], torch.Tensor, pd.DataFrame, dict[str, list[float]],
+                                                  np.ndarray]:
+    """Train the variant with ``seed`` and score it. Returns the evaluation ids, the soft masks
+    ``(N, 1, H, W)`` (CPU), the per-image table (``id, label, y`` + every metric), the training curves
+    and the training rows. Training resumes by epoch from ``state_path``."""
     device = next(clf.model.parameters()).device
-    tr = ds.split_indices("train")[: train.max_train]
+    tr = train_subset(ds, train.max_train, data_seed)
     x_train = clf.preprocess_batch([ds.images[i] for i in tr]).to(device)
     net, curves = train_amortized(clf, x_train, loss, run.unet, train, run.fill, seed, state_path=state_path,
                                   progress=progress)
     del x_train
-    idx = eval_split(ds, eval_images, seed)
+    idx = eval_split(ds, eval_images, data_seed)
     ids = [str(ds.index["id"].iloc[i]) for i in idx]
     x = clf.preprocess_batch([ds.images[i] for i in idx]).to(device)
     with torch.no_grad():
@@ -58,10 +69,93 @@ def run_variant(clf: Classifier, ds, run: ExplainerRun, loss: LossConfig, train:
         cols, _ = score_masks(clf.model, clf.taps, x, y, soft.to(device), hard.to(device), baseline, blurred, score,
                               boxes)
     table = pd.DataFrame({"id": ids, "label": ds.labels[idx], "y": y.cpu().numpy(), **cols})
-    return net, ids, soft, table, curves
+    return ids, soft, table, curves, tr
 
 
-def summarize_variant(table: pd.DataFrame, n_resamples: int, seed: int) -> dict[str, dict[str, float]]:
-    """``{metric: {mean, lo, hi, n}}`` over the per-image table (95 % percentile bootstrap)."""
-    skip = {"id", "label", "y"}
-    return {c: mean_ci(table[c].to_numpy(), n_resamples, seed) for c in table.columns if c not in skip}
+def run_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: LossConfig, train: AmortizedParams,
+                eval_images: int, score: ScoreSettings, seeds: list[int], data_seed: int, out: Path, state: Path,
+                record: dict[str, Any], progress: bool = True) -> pd.DataFrame:
+    """Every seed of one variant into ``out/seed<k>/`` (masks, per-image table, curves, config, timing,
+    train ids); returns the per-image table of all seeds (column ``seed``). A kill resumes: finished
+    seeds are read back from their folder (DVC keeps nothing of a failed stage, hence state files)."""
+    tables = []
+    staged = state.parent / f"{state.name}.done"  # finished seeds, outside the DVC output until all are done
+    for seed in seeds:
+        done = seed_dir(staged, seed) / "per_image.csv"
+        if done.is_file():
+            tables.append(pd.read_csv(done, dtype={"id": str}))
+            continue
+        start = time.perf_counter()
+        ids, soft, table, curves, tr = score_variant(clf, ds, run, loss, train, eval_images, score, seed, data_seed,
+                                                     state.with_name(f"{state.name}-seed{seed}"), progress)
+        table = table.assign(seed=seed)
+        with atomic_dir(done.parent) as tmp:
+            write_masks(tmp / "masks.npz", ids, **{record["variant"]: soft})
+            table.to_csv(tmp / "per_image.csv", index=False, float_format="%.6g")
+            write_ids(tmp / "train_ids.csv", ds, tr)
+            save_figure(training_curves(curves, "epoch"), tmp / "curves.png")
+            (tmp / "config.yaml").write_text(yaml.safe_dump({**record, "loss": loss.model_dump(), "seed": seed,
+                                                             "data_seed": data_seed}, sort_keys=True))
+            write_json(tmp / "timing.json", {"seconds": time.perf_counter() - start,
+                                             "device": str(next(clf.model.parameters()).device)})
+        state.with_name(f"{state.name}-seed{seed}").unlink(missing_ok=True)
+        tables.append(pd.read_csv(done, dtype={"id": str}))
+    with atomic_dir(out) as tmp:
+        for seed in seeds:
+            shutil.copytree(seed_dir(staged, seed), seed_dir(tmp, seed))
+    shutil.rmtree(staged, ignore_errors=True)
+    return pd.concat(tables, ignore_index=True)
+
+
+def summarize_variant(table: pd.DataFrame, variant: str, n_resamples: int, seed: int) -> dict[str, Any]:
+    """The variant's DVC metrics: per metric the across-seed mean, sd, min–max and the per-image 95 %
+    interval (non-collapsed seeds only), the seeds run and the collapsed ones, and per-seed means."""
+    metrics = [c for c in table.columns if c not in ("id", "label", "y", "seed")]
+    agg = aggregate_seeds(table.assign(method=variant), metrics, n_resamples, seed)[variant]
+    per_seed = {int(s): {"mean_area": float(g["area"].mean()), "median_area": float(g["area"].median()),
+                         "kept": float(g["kept"].mean()), "collapsed": is_collapsed(g["area"].to_numpy())}
+                for s, g in table.groupby("seed")}
+    return {"variant": variant, "n": int(table["id"].nunique()), "seeds": agg["seeds"],
+            "collapsed": agg["collapsed"], "metrics": agg["metrics"], "per_seed": per_seed}
+
+
+def base_median_area(summary_json: str | Path) -> float:
+    """The median hard area of the base variant over its non-collapsed seeds (the matched rows' target)."""
+    s = json.loads(Path(summary_json).read_text())
+    areas = [v["median_area"] for v in s["per_seed"].values() if not v["collapsed"]]
+    if not areas:
+        raise ValueError(f"{summary_json}: every seed of the base variant collapsed; no area to match")
+    area = float(np.median(areas))
+    if not 0.0 < area < 1.0:
+        raise ValueError(f"{summary_json}: the base variant's median area is {area}; cannot match it")
+    return area
+
+
+def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, classifier_dir: str | Path,
+           data: str | Path, out: Path, metrics: Path, state: Path, match_area: str | Path | None = None,
+           progress: bool = True) -> dict[str, Any]:
+    """What the ``ablate`` and ``ablate_matched`` stages do: one variant of the grid of ``classifier`` on
+    ``dataset``, every seed, written to ``out`` and summarized to ``metrics``. With ``match_area`` (the
+    base variant's metrics file) the area term is a target at the base's median area."""
+    from actmatch.classifiers import load_classifier_dir
+    from actmatch.config.ablation import ablation, variant_loss
+    from actmatch.config.compute import runtime
+    from actmatch.config.evaluate import score_defaults
+    from actmatch.core.device import resolve_device
+    from actmatch.data import load_dataset
+
+    ab, ev, rt = ablation(raw), score_defaults(raw), runtime(raw)
+    target = base_median_area(match_area) if match_area else None
+    run, loss = variant_loss(raw, classifier, dataset, variant, area_target=target)
+    clf = load_classifier_dir(classifier_dir)
+    clf.model.to(resolve_device(rt.device))
+    score = ScoreSettings(ev.batch_size, ev.curve_steps, ev.perturb_draws, tuple(ev.budgets), ev.max_pieces,
+                          rt.data_seed)
+    record = {"variant": variant, "overlay": ab.variants[variant], "explainer_run": classifier,
+              "classifier": run.classifier, "dataset": run.dataset, "train": ab.train.model_dump(),
+              "unet": run.unet.model_dump(), "fill": run.fill, "area_target": target}
+    table = run_variant(clf, load_dataset(data), run, loss, ab.train, ab.eval_images, score, rt.seeds, rt.data_seed,
+                        out, state, record, progress=progress)
+    summary = {**summarize_variant(table, variant, ev.bootstrap, rt.data_seed), "area_target": target}
+    write_json(metrics, summary)
+    return summary

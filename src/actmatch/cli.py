@@ -60,9 +60,9 @@ def _writable(out: Path) -> None:
 
 
 def _per_image_run(params_path: Path, clf_name: str, run_key: str | None):
-    from actmatch.config import load_params
+    from actmatch.check import check_file
 
-    params = load_params(params_path)
+    params = check_file(params_path)
     runs = params.explainer.per_image_runs
     if run_key is None:
         keys = [k for k, r in runs.items() if Path(r.classifier).name == clf_name]
@@ -73,18 +73,18 @@ def _per_image_run(params_path: Path, clf_name: str, run_key: str | None):
     if run_key not in runs:
         raise CliError(f"--run {run_key!r} is not in explainer.per_image_runs; known: {sorted(runs)}")
     run = runs[run_key]
-    return run, params.explainer.loss(run.preset), params.seed
+    return run, params.explainer.loss(run.preset), params.seeds[0]
 
 
 def explain(args: argparse.Namespace) -> None:
     import torch
     from tqdm.auto import tqdm
 
-    from actmatch.device import resolve_device
+    from actmatch.core.device import resolve_device
     from actmatch.explainer.api import load_explainer, summarize
     from actmatch.explainer.train import explain_per_image
     from actmatch.images import explanation_images, read_image, save_png
-    from actmatch.io import write_json
+    from actmatch.core.io import write_json
 
     if (args.explainer is None) == (not args.per_image):
         raise CliError("choose one: --explainer CHECKPOINT (amortized) or --per-image")
@@ -202,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from actmatch.config import ParamsError
-    from actmatch.plugins import load_plugins
+    from actmatch.config.base import ParamsError
+    from actmatch.core.plugins import load_plugins
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)

@@ -1,12 +1,13 @@
-"""The evaluate stage's library side (method.md §5-6): load our regimes' masks, run the
+"""The evaluate stage's library side (method.md §5-6): load our regimes' masks (every seed), run the
 baselines at the same per-image area, score every method with :func:`score_masks`, time one
-explanation per method, and aggregate.
+explanation per method, and aggregate over images and seeds.
 
-Our regimes come from the explainer stages' folders ``results/explainers/<classifier>-<dataset>/*/``
-(``masks.npz`` + the resolved ``config.yaml``). The images are those of the ``match_area``
-regime; a regime with masks for fewer images (e.g. the per-image one) is scored on the images it
-has, and n says so. SyCE / CyCE maps (``<group>/ce/*/maps.npz``, method.md §8.1) are scored like the
-baselines: binarized per image to the area of our ``match_area`` mask. Finished methods are kept in a state folder, so an interrupted run resumes.
+Our regimes come from the explainer stages' folders ``results/explainers/<group>/<regime>/seed<k>/``
+(``masks.npz`` + the resolved ``config.yaml``). The images are those of the ``match_area`` regime; a
+regime with masks for fewer images (e.g. the per-image one) is scored on the images it has, and n says
+so. Every other map set (SyCE/CyCE, GLANCE: :class:`actmatch.maps.MapSet`) and every baseline is
+binarized per image to the area of the ``match_area`` regime's **first seed** (scored once; the
+settings say so). Finished (method, seed) pairs are kept in a state folder, so a run resumes.
 """
 
 from __future__ import annotations
@@ -25,21 +26,23 @@ import yaml
 from tqdm.auto import tqdm
 
 from actmatch.baselines import binarize_to_area, build_baseline, to_unit
-from actmatch.ce.pipeline import CEMaps
 from actmatch.classifiers.registry import Classifier
-from actmatch.config import EvaluateRunConfig, ExplainerRun, LossConfig
+from actmatch.config.evaluate import EvaluateRunConfig
+from actmatch.config.explainer import ExplainerRun, LossConfig
+from actmatch.maps import MapSet, rows_for
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.api import load_explainer
-from actmatch.explainer.taps import tapped
-from actmatch.explainer.train import explain_per_image, state_key
-from actmatch.explainer.unet import fill_values
-from actmatch.io import atomic_path
-from actmatch.metrics.aggregate import aggregate
+from actmatch.classifiers.taps import tapped
+from actmatch.explainer.train import explain_per_image
+from actmatch.core.resume import state_key
+from actmatch.core.masks import fill_values
+from actmatch.core.io import atomic_path
+from actmatch.metrics.aggregate import aggregate_seeds
 from actmatch.metrics.cost import measure
 from actmatch.metrics.fidelity import predict_logits
 from actmatch.metrics.suite import ScoreSettings, score_masks
 
-__all__ = ["Regime", "load_regimes", "evaluate", "MethodResult"]
+__all__ = ["Regime", "load_regimes", "evaluate", "MethodResult", "cam_layer", "OURS"]
 
 log = logging.getLogger(__name__)
 OURS = "ours:"  # prefix of our regimes in every table
@@ -47,8 +50,9 @@ OURS = "ours:"  # prefix of our regimes in every table
 
 @dataclass
 class Regime:
-    """One regime of ours: its masks (soft ``(N, 1, H, W)`` float32, and the hard masks exactly as the
-    regime made them) and the run that made them."""
+    """One seed of one regime of ours (a :class:`MapSet` with hard masks): its soft masks ``(N, 1, H, W)``
+    float32, the hard masks exactly as the regime made them, and the run that made them. A regime
+    selected on ``kept`` (``select: smallest_kept``) comes with its last mask as ``<name>_last``."""
 
     name: str
     ids: list[str]
@@ -56,21 +60,34 @@ class Regime:
     folder: Path
     run: ExplainerRun
     loss: LossConfig
-    hard: torch.Tensor | None = None
+    hard: torch.Tensor
+    seed: int = 0
+
+    @property
+    def maps(self) -> torch.Tensor:
+        return self.soft
+
+    def rows(self, ids: list[str]) -> tuple[list[int], list[int]]:
+        return rows_for(self.ids, ids)
 
     def hard_masks(self) -> torch.Tensor:
-        """The stored hard masks. Re-thresholding the float16 soft masks is not the same: a mask that
-        stays near the flat start (the paper's recipe) has values like 0.5001 that float16 rounds to 0.5."""
-        return self.hard if self.hard is not None else (self.soft > 0.5).float()
+        return self.hard
+
+    @property
+    def selected(self) -> bool:
+        """Chosen by the criterion ``kept`` then measures (the tables label these rows)."""
+        steps = self.run.finetune if self.name == "finetune" else self.run.per_image
+        return (not self.name.endswith("_last") and self.name != "amortized" and steps is not None
+                and steps.select == "smallest_kept")
 
 
-def load_regimes(folder: str | Path) -> dict[str, Regime]:
-    """Every regime in the explainer folders under ``folder`` (each sub-folder with masks.npz)."""
+def load_regimes(folder: str | Path) -> dict[str, list[Regime]]:
+    """Every regime under ``folder/*/seed*/masks.npz``, by name, one entry per seed (sorted by seed)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no explainer outputs at {folder}; run the explainer stages first")
-    out: dict[str, Regime] = {}
-    for sub in sorted(p for p in folder.iterdir() if (p / "masks.npz").is_file()):
+    out: dict[str, list[Regime]] = {}
+    for sub in sorted(p for p in folder.glob("*/seed*") if (p / "masks.npz").is_file()):
         cfg = yaml.safe_load((sub / "config.yaml").read_text())
         run, loss = ExplainerRun.model_validate(cfg["run"]), LossConfig.model_validate(cfg["loss"])
         with np.load(sub / "masks.npz") as z:
@@ -79,11 +96,11 @@ def load_regimes(folder: str | Path) -> dict[str, Regime]:
                 if key.endswith("_soft"):
                     name = key[: -len("_soft")]
                     hard = torch.from_numpy(z[f"{name}_hard"].astype(np.float32))[:, None]
-                    out[name] = Regime(name, ids, torch.from_numpy(z[key].astype(np.float32))[:, None], sub, run, loss,
-                                       hard)
+                    out.setdefault(name, []).append(Regime(name, ids, torch.from_numpy(z[key].astype(np.float32))[:, None],
+                                                           sub, run, loss, hard, int(cfg["seed"])))
     if not out:
-        raise FileNotFoundError(f"no masks.npz under {folder}/*/; run the explainer stages first")
-    return out
+        raise FileNotFoundError(f"no masks.npz under {folder}/*/seed*/; run the explainer stages first")
+    return {k: sorted(v, key=lambda r: r.seed) for k, v in out.items()}
 
 
 @dataclass
@@ -93,27 +110,31 @@ class MethodResult:
     ids: list[str]
     cost_ms: list[float]
     cost_mb: list[float]
+    seed: int = -1  # -1: a method with no seed of ours (baselines, other frameworks)
 
 
-def _our_cost_fn(reg: Regime, clf: Classifier, seed: int) -> Callable[[torch.Tensor], Any]:
-    """How one explanation of regime ``reg`` is computed, for timing."""
-    if reg.name == "amortized":
+def _our_cost_fn(reg: Regime, clf: Classifier) -> Callable[..., Any]:
+    """How one explanation of regime ``reg`` is computed, for timing (a ``_last`` row is timed as its regime)."""
+    name = reg.name.removesuffix("_last")
+    if name == "amortized":
         net, _ = load_explainer(reg.folder / "explainer.pt", clf)
         net.to(next(clf.model.parameters()).device)
         return lambda xi, yi, bi, ai: (torch.sigmoid(net(xi)) > 0.5)
     init = None
     steps = reg.run.per_image
-    if reg.name == "finetune":
+    if name == "finetune":
         net, _ = load_explainer(reg.folder / "explainer.pt", clf)
         init, steps = net.state_dict(), reg.run.finetune
-    return lambda xi, yi, bi, ai: explain_per_image(clf, xi, reg.loss, reg.run.unet, steps, reg.run.fill, seed, init_state=init,
-                                        progress=False)
+    return lambda xi, yi, bi, ai: explain_per_image(clf, xi, reg.loss, reg.run.unet, steps, reg.run.fill, reg.seed,
+                                                    init_state=init, progress=False)
 
 
 @torch.no_grad()
 def cam_layer(clf: Classifier, x: torch.Tensor) -> str:
-    """The layer the CAM baselines read: the last tap with a spatial (or token) output, so a net whose
-    last tap is a dense block (LeNet's fc layers) uses its last convolutional block."""
+    """The layer the CAM baselines read: the classifier's ``cam_layer`` (its last conv layer) when the
+    registry names one, else the last tap with a spatial (or token) output."""
+    if getattr(clf, "cam_layer", None):
+        return clf.cam_layer
     with tapped(clf.model, clf.taps) as taps:
         clf.model(x[:1])
         outs = taps.ordered()
@@ -128,20 +149,35 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(i, min(n, i + size))
 
 
-def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg: EvaluateRunConfig,
+def _cached(path: Path | None, key: str) -> MethodResult | None:
+    if path is not None and path.is_file():
+        saved = torch.load(path, weights_only=False)
+        if saved.get("key") == key:
+            return saved["result"]
+    return None
+
+
+def _save(path: Path | None, key: str, result: MethodResult) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save({"key": key, "result": result}, tmp)
+
+
+def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, list[Regime]], cfg: EvaluateRunConfig,
              state_dir: Path | None = None, progress: bool = True,
-             maps: dict[str, CEMaps] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
-    """Score our regimes, the generated ``maps`` (SyCE/CyCE, GLANCE: anything with ``name``, ``ids``,
-    ``maps``, ``rows`` and ``cost``) and the baselines. Returns the per-image table, the mean curves, the
-    aggregated metrics ``{"settings", "methods": {method: {metric: {mean, lo, hi, n}}}}`` and the
-    cost ``{method: {ms_per_explanation, peak_mb, n}}``."""
+             maps: dict[str, MapSet] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """Score every seed of our regimes, the other ``maps`` and the baselines. Returns the per-image table
+    (columns method, seed, id, …), the mean curves, the aggregated metrics ``{"settings", "methods":
+    {method: {seeds, collapsed, selected, metrics: {metric: {mean, lo, hi, n, sd, min, max}}}}}`` and
+    the cost ``{method: {ms_per_explanation, peak_mb, n}}``."""
     if cfg.match_area not in regimes:
         raise KeyError(f"match_area {cfg.match_area!r} has no masks; found: {sorted(regimes)}")
-    fills = {r.run.fill for r in regimes.values()}
+    fills = {r.run.fill for rs in regimes.values() for r in rs}
     if len(fills) != 1:
         raise ValueError(f"our regimes use different fills {sorted(fills)}; one evaluation needs one removal operator")
     fill = fills.pop()
-    ref = regimes[cfg.match_area]
+    ref = regimes[cfg.match_area][0]
     ids = ref.ids[: cfg.max_images]
     row = {str(k): i for i, k in enumerate(ds.index["id"])}
     missing = [i for i in ids if i not in row]
@@ -160,82 +196,85 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, Regime], cfg:
         boxes = torch.from_numpy(np.round(ds.boxes[idx] * scale).astype(np.int64)).to(device)
     score = ScoreSettings(cfg.batch_size, cfg.curve_steps, cfg.perturb_draws, tuple(cfg.budgets), cfg.max_pieces,
                           cfg.seed)
-    ref_hard = ref.hard_masks()[: len(ids)].to(device)
-    areas = ref_hard.mean((1, 2, 3))
+    areas = ref.hard_masks()[: len(ids)].to(device).mean((1, 2, 3))
     maps = maps or {}
     clash = set(maps) & set(cfg.baselines)
     if clash:
         raise ValueError(f"method names {sorted(clash)} are both generated maps and baselines")
-    methods = [OURS + n for n in regimes] + list(maps) + list(cfg.baselines)
     layer = cam_layer(clf, x)
     key = state_key("evaluate", cfg, fill, ids)
-    results: dict[str, MethodResult] = {}
-    for name in tqdm(methods, desc=f"evaluate {cfg.name}", disable=not progress):
-        path = state_dir / f"{name.replace(':', '_')}.pt" if state_dir else None
-        if path is not None and path.is_file():
-            saved = torch.load(path, weights_only=False)
-            if saved.get("key") == key:
-                results[name] = saved["result"]
-                continue
-        log.info("scoring %s", name)
-        if name.startswith(OURS):
-            reg = regimes[name[len(OURS):]]
-            pos = {k: j for j, k in enumerate(reg.ids)}
-            keep = [j for j, k in enumerate(ids) if k in pos]
-            sel = torch.tensor(keep, dtype=torch.long, device=device)
-            rows = [pos[ids[j]] for j in keep]
-            soft, hard = reg.soft[rows].to(device), reg.hard_masks()[rows].to(device)
-            explain_one = _our_cost_fn(reg, clf, cfg.seed)
-        elif name in maps:
-            m = maps[name]
-            keep, rows = m.rows(ids)
-            sal = m.maps[rows].to(device)
-            if sal.shape[-2:] != x.shape[-2:]:
-                raise ValueError(f"{name} maps are {tuple(sal.shape[-2:])} px but the classifier's inputs are "
-                                 f"{tuple(x.shape[-2:])}: generated maps must be made at the classifier's input size")
-            sel = torch.tensor(keep, dtype=torch.long, device=device)
-            soft, hard = to_unit(sal), binarize_to_area(sal, areas[sel], cfg.seed)
-            explain_one = (lambda g: lambda xi, yi, bi, ai: g(xi))(m.cost(clf))
-        else:
+    jobs: list[tuple[str, Any]] = [(OURS + n, r) for n, rs in regimes.items() for r in rs]
+    jobs += list(maps.items()) + [(n, None) for n in cfg.baselines]
+    results: list[tuple[str, MethodResult]] = []
+    for name, src in tqdm(jobs, desc=f"evaluate {cfg.name}", disable=not progress):
+        seed = src.seed if isinstance(src, Regime) else -1
+        path = state_dir / f"{name.replace(':', '_')}-seed{seed}.pt" if state_dir else None
+        cached = _cached(path, key)
+        if cached is not None:
+            results.append((name, cached))
+            continue
+        log.info("scoring %s (seed %s)", name, seed)
+        if src is None:  # a baseline: saliency for every image, binarized to the reference area
             sel = torch.arange(len(ids), device=device)
             method = build_baseline(name, **cfg.baselines[name])
-            sal = torch.cat([method.explain(clf.model, x[s], y[s], baseline[s], areas[s], layer=layer)
+            sal = torch.cat([method.explain(clf.model, x[s], y[s], baseline[s], areas[s], layer=layer, ids=ids[s])
                              for s in _chunks(len(ids), cfg.batch_size)])
             soft, hard = to_unit(sal), binarize_to_area(sal, areas, cfg.seed)
             explain_one = (lambda m: lambda xi, yi, bi, ai: m.explain(clf.model, xi, yi, bi, ai, layer=layer))(method)
+        else:
+            keep, rows = src.rows(ids)
+            sel = torch.tensor(keep, dtype=torch.long, device=device)
+            sal = src.maps[rows].to(device)
+            if sal.shape[-2:] != x.shape[-2:]:
+                raise ValueError(f"{name} maps are {tuple(sal.shape[-2:])} px but the classifier's inputs are "
+                                 f"{tuple(x.shape[-2:])}: generated maps must be made at the classifier's input size")
+            if src.hard is not None:  # ours: scored at our own hard masks
+                soft, hard = sal, src.hard[rows].to(device)
+                explain_one = _our_cost_fn(src, clf)
+            else:
+                soft, hard = to_unit(sal), binarize_to_area(sal, areas[sel], cfg.seed)
+                explain_one = (lambda g: lambda xi, yi, bi, ai: g(xi))(src.cost(clf))
         cols, curves = score_masks(clf.model, clf.taps, x[sel], y[sel], soft, hard, baseline[sel], blurred[sel], score,
                                    None if boxes is None else boxes[sel])
         timings = []
         for i in range(min(cfg.cost_images, len(x))):
             one = slice(i, i + 1)
             timings.append(measure(lambda: explain_one(x[one], y[one], baseline[one], areas[one]), device)[1:])
-        results[name] = MethodResult(cols, curves, [ids[int(j)] for j in sel.cpu()], [t[0] for t in timings],
-                                     [t[1] for t in timings])
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                torch.save({"key": key, "result": results[name]}, tmp)
+        res = MethodResult(cols, curves, [ids[int(j)] for j in sel.cpu()], [t[0] for t in timings],
+                           [t[1] for t in timings], seed)
+        _save(path, key, res)
+        results.append((name, res))
     labels = dict(zip(ids, ds.labels[idx].tolist()))
     ylab = dict(zip(ids, y.cpu().tolist()))
-    return _tables(results, labels, ylab, cfg, fill, blur_sigma)
+    selected = {OURS + n for n, rs in regimes.items() if rs[0].selected}
+    return _tables(results, labels, ylab, cfg, fill, blur_sigma, ref.seed, selected)
 
 
-def _tables(results: dict[str, MethodResult], labels: dict, ylab: dict, cfg: EvaluateRunConfig, fill: str,
-            blur_sigma: float) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+def _tables(results: list[tuple[str, MethodResult]], labels: dict, ylab: dict, cfg: EvaluateRunConfig, fill: str,
+            blur_sigma: float, ref_seed: int, selected: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     frames, curves = [], []
-    for name, r in results.items():
-        frames.append(pd.DataFrame({"method": name, "id": r.ids, "label": [labels[i] for i in r.ids],
+    frac = np.linspace(0.0, 1.0, cfg.curve_steps + 1)
+    for name, r in results:
+        frames.append(pd.DataFrame({"method": name, "seed": r.seed, "id": r.ids, "label": [labels[i] for i in r.ids],
                                     "y": [ylab[i] for i in r.ids], **r.cols}))
-        frac = np.linspace(0.0, 1.0, cfg.curve_steps + 1)
-        curves.append(pd.DataFrame({"method": name, "fraction": frac, "deletion": r.curves["deletion"].mean(0),
-                                    "insertion": r.curves["insertion"].mean(0)}))
+        curves.append(pd.DataFrame({"method": name, "seed": r.seed, "fraction": frac,
+                                    "deletion": r.curves["deletion"].mean(0), "insertion": r.curves["insertion"].mean(0)}))
     per_image = pd.concat(frames, ignore_index=True)
-    metric_cols = [c for c in per_image.columns if c not in ("method", "id", "label", "y", "p_x", "p_e")]
-    settings = {"classifier": cfg.classifier, "dataset": cfg.dataset, "match_area": cfg.match_area, "fill": fill,
-                "tie_seed": cfg.seed, "n_images": int(per_image.groupby("method").size().max()),
-                "curve_steps": cfg.curve_steps, "insertion_blur_sigma": blur_sigma, "bootstrap": cfg.bootstrap,
-                "baselines": cfg.baselines}
-    metrics = {"settings": settings, "methods": aggregate(per_image, metric_cols, cfg.bootstrap, cfg.seed)}
-    cost = {name: {"ms_per_explanation": statistics.median(r.cost_ms), "peak_mb": max(r.cost_mb),
-                   "n": len(r.cost_ms)} for name, r in results.items()}
-    return per_image, pd.concat(curves, ignore_index=True), metrics, cost
+    curves_df = pd.concat(curves, ignore_index=True).groupby(["method", "fraction"], sort=False, as_index=False)[
+        ["deletion", "insertion"]].mean()
+    metric_cols = [c for c in per_image.columns if c not in ("method", "seed", "id", "label", "y", "p_x", "p_e")]
+    settings = {"classifier": cfg.classifier, "dataset": cfg.dataset, "match_area": cfg.match_area,
+                "match_area_seed": ref_seed, "fill": fill, "tie_seed": cfg.seed,
+                "n_images": int(per_image.groupby(["method", "seed"]).size().max()), "curve_steps": cfg.curve_steps,
+                "insertion_blur_sigma": blur_sigma, "bootstrap": cfg.bootstrap, "baselines": cfg.baselines}
+    methods = aggregate_seeds(per_image, metric_cols, cfg.bootstrap, cfg.seed)
+    for name, entry in methods.items():
+        entry["selected_on_kept"] = name in selected
+    cost: dict[str, dict] = {}
+    for name, r in results:
+        c = cost.setdefault(name, {"ms": [], "mb": []})
+        c["ms"] += r.cost_ms
+        c["mb"] += r.cost_mb
+    cost = {n: {"ms_per_explanation": statistics.median(c["ms"]), "peak_mb": max(c["mb"]), "n": len(c["ms"])}
+            for n, c in cost.items()}
+    return per_image, curves_df, {"settings": settings, "methods": methods}, cost

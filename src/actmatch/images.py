@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from actmatch.io import atomic_path
+from actmatch.core.io import atomic_path
 
 __all__ = ["read_image", "save_png", "explanation_images"]
 

@@ -17,8 +17,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from actmatch.config import ParamsError, parse_params
-from actmatch.io import atomic_path
+from actmatch.config.base import ParamsError
+
+from actmatch.check import parse_params
+from actmatch.core.io import atomic_path
 
 __all__ = ["PROFILES_DIR", "available", "merge", "apply_profile"]
 

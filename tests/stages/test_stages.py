@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 
 from actmatch.classifiers import load_classifier_dir, load_trained
 from actmatch.data import load_dataset
-from actmatch.runner import run_stage
+from actmatch.core.stage import run_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from actmatch.config import StepsParams
+from actmatch.config.explainer import StepsParams
 from actmatch.explainer import train as T
 from actmatch.explainer.batched import explain_per_image_batched
 from actmatch.explainer.losses import rob_backgrounds

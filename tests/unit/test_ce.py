@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actmatch.ce import losses as L
-from actmatch.ce.models import CEDiscriminator, CEGenerator, Conditioned, PerClass
+from actmatch.syce import losses as L
+from actmatch.syce.models import CEDiscriminator, CEGenerator, Conditioned, PerClass
 from actmatch.classifiers.registry import freeze
 from actmatch.classifiers.small import MnistCNN
 
@@ -179,7 +179,7 @@ def _toy_set(n: int, seed: int) -> torch.Tensor:
 
 
 def _cfg(**kw):
-    from actmatch.ce.train import CETrainConfig
+    from actmatch.syce.train import CETrainConfig
 
     base = dict(kind="binary", g_widths=(4, 8), d_widths=(4, 8), dropout=0.2, lr=1e-3, batch_size=16, max_epochs=3,
                 critic_steps=2, plateau_factor=0.3, plateau_patience=1, early_stop_patience=5)
@@ -188,7 +188,7 @@ def _cfg(**kw):
 
 @pytest.mark.parametrize("variant,kind,classes", [("syce", "binary", 2), ("cyce", "conditional", 2)])
 def test_training_resumes_to_the_same_weights(tmp_path, variant, kind, classes):
-    from actmatch.ce.train import train_ce
+    from actmatch.syce.train import train_ce
 
     f = L.PixelClassifier(freeze(_LeftRight()), (0.0,), (1.0,))
     xt, xv = _toy_set(48, 0), _toy_set(16, 1)
@@ -218,7 +218,7 @@ def test_training_resumes_to_the_same_weights(tmp_path, variant, kind, classes):
 
 
 def test_early_stop_after_patience_epochs_without_improvement_and_best_weights_returned(monkeypatch):
-    from actmatch.ce import train as T
+    from actmatch.syce import train as T
 
     vals = iter([5.0, 4.0, 4.5, 4.2, 4.1, 1.0])  # best at epoch 2; 3 epochs without improvement → stop after 5
     monkeypatch.setattr(T, "_validation", lambda *a: next(vals))
@@ -252,15 +252,15 @@ def test_early_stop_after_patience_epochs_without_improvement_and_best_weights_r
 
 
 def test_binary_kind_needs_two_classes():
-    from actmatch.ce.models import build_ce
+    from actmatch.syce.models import build_ce
 
     with pytest.raises(ValueError, match="2-class classifier, got 10 classes"):
         build_ce("binary", 1, 28, 10, (16, 32, 64), (32, 64, 96), 0.2)
 
 
 def test_explain_ce_and_its_metrics_by_hand():
-    from actmatch.ce.explain import ce_metrics, explain_ce
-    from actmatch.ce.models import Translator
+    from actmatch.syce.explain import ce_metrics, explain_ce
+    from actmatch.syce.models import Translator
 
     class Invert(nn.Module):
         def forward(self, x, cls):
@@ -282,7 +282,7 @@ def test_explain_ce_and_its_metrics_by_hand():
 
 
 def test_frechet_and_js_distances_by_hand():
-    from actmatch.ce.vae import frechet_distance, frechet_from_stats, js_distance
+    from actmatch.syce.vae import frechet_distance, frechet_from_stats, js_distance
 
     # diag(1, 4) vs diag(4, 1): sqrt(Σ1Σ2) = diag(2, 2); trace term 5 + 5 - 8 = 2; means differ by (3, 4): 25
     s1, s2 = np.diag([1.0, 4.0]), np.diag([4.0, 1.0])
@@ -295,7 +295,7 @@ def test_frechet_and_js_distances_by_hand():
 
 
 def test_vae_shapes_loss_and_a_few_epochs_lower_it():
-    from actmatch.ce.vae import VAE, embed, train_vae, vae_loss
+    from actmatch.syce.vae import VAE, embed, train_vae, vae_loss
 
     x = _toy_set(64, 0)
     losses = []

@@ -10,12 +10,14 @@ import pytest
 import torch
 import yaml
 
-from actmatch.ce import pipeline as P
-from actmatch.ce.explain import explain_ce
-from actmatch.ce.losses import PixelClassifier
+from actmatch.syce import pipeline as P
+from actmatch.syce.explain import explain_ce
+from actmatch.syce.losses import PixelClassifier
 from actmatch.classifiers.registry import Classifier, freeze
 from actmatch.classifiers.small import SMALL_TAPS, LeNet, build_small
-from actmatch.config import MnistPairParams, ParamsError, load_params, parse_params
+from actmatch.config.data import MnistPairParams
+from actmatch.config.base import ParamsError
+from actmatch.check import load_params, parse_params
 from actmatch.data import load_dataset
 from actmatch.data.pair import build_pair
 from actmatch.data.store import ImageDataset

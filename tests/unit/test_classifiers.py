@@ -11,7 +11,7 @@ from actmatch.classifiers import CLASSIFIERS, build_classifier, get_spec, load_c
 from actmatch.classifiers.registry import fetch_weights
 from actmatch.classifiers.small import SMALL_TAPS, build_small
 from actmatch.classifiers.train import random_shift, save_trained
-from actmatch.config import TrainRunConfig
+from actmatch.config.classifiers import TrainRunConfig
 
 IMAGENET = ["efficientnet_lite0", "resnet18", "efficientnet_b0", "mobilenet_v3_large", "vit_b_16"]
 

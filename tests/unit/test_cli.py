@@ -14,7 +14,8 @@ from ruamel.yaml import YAML
 from actmatch.classifiers.small import build_small
 from actmatch.classifiers.train import save_trained
 from actmatch.cli import main
-from actmatch.config import AmortizedParams, ExplainerRun, LossConfig, TrainRunConfig, UNetParams
+from actmatch.config.explainer import AmortizedParams, ExplainerRun, LossConfig, UNetParams
+from actmatch.config.classifiers import TrainRunConfig
 from actmatch.explainer.api import save_explainer
 from actmatch.explainer.unet import UNet
 from actmatch.images import explanation_images, read_image

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from actmatch.config import ParamsError, load_params, parse_params
+from actmatch.config.base import ParamsError
+
+from actmatch.check import load_params, parse_params
 
 
 def test_repository_params_load(root):

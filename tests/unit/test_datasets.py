@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from actmatch.config import parse_params
+from actmatch.check import parse_params
 from actmatch.data import load_dataset
 from actmatch.data import sources
 from actmatch.data.cluttered import build_cluttered_mnist, make_canvas
@@ -96,7 +96,7 @@ def test_cluttered_train_copies_differ(tiny, tmp_path):
 
 
 def test_make_canvas_box_exact():
-    from actmatch.config import ClutteredMnistParams
+    from actmatch.config.data import ClutteredMnistParams
     digit = np.zeros((28, 28), np.uint8)
     digit[10:15, 7:9] = 200
     cfg = ClutteredMnistParams(canvas=40, fragments=0, fragment_size=4)

@@ -12,7 +12,8 @@ from torch import nn
 
 import actmatch.evaluation as ev
 from actmatch.classifiers.registry import Classifier, freeze
-from actmatch.config import EvaluateRunConfig, ExplainerRun, LossConfig
+from actmatch.config.evaluate import EvaluateRunConfig
+from actmatch.config.explainer import ExplainerRun, LossConfig
 from actmatch.data.store import ImageDataset
 from actmatch.evaluation import Regime, evaluate, load_regimes
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from actmatch.classifiers.registry import Classifier, freeze
-from actmatch.config import AmortizedParams, ExplainerRun, LossConfig, StepsParams, UNetParams
+from actmatch.config.explainer import AmortizedParams, ExplainerRun, LossConfig, StepsParams, UNetParams
 from actmatch.explainer import train as T
 from actmatch.explainer.api import load_explainer, masks_for, save_explainer
 from tests.unit.test_losses import Toy
@@ -38,7 +38,7 @@ def test_per_image_resume_gives_identical_masks(clf, tmp_path, monkeypatch):
     x = torch.randn(3, 1, 8, 8)
     steps = StepsParams(lr=1e-2, steps=5)
     full = T.explain_per_image(clf, x, LOSS, UNET, steps, "black", 0, progress=False)
-    real_save = T._save_state
+    real_save = T.save_state
     calls = []
 
     def crash_after_first(path, state):
@@ -46,10 +46,10 @@ def test_per_image_resume_gives_identical_masks(clf, tmp_path, monkeypatch):
         calls.append(1)
         if len(calls) == 1:
             raise KeyboardInterrupt
-    monkeypatch.setattr(T, "_save_state", crash_after_first)
+    monkeypatch.setattr(T, "save_state", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         T.explain_per_image(clf, x, LOSS, UNET, steps, "black", 0, state_path=tmp_path / "s", progress=False)
-    monkeypatch.setattr(T, "_save_state", real_save)
+    monkeypatch.setattr(T, "save_state", real_save)
     resumed = T.explain_per_image(clf, x, LOSS, UNET, steps, "black", 0, state_path=tmp_path / "s", progress=False)
     assert torch.equal(resumed.soft, full.soft)
     assert (resumed.final["total"] == full.final["total"]).all()
@@ -78,16 +78,16 @@ def test_amortized_resume_from_saved_epoch(clf, tmp_path, monkeypatch):
     x = torch.randn(10, 1, 8, 8)
     cfg = AmortizedParams(lr=1e-2, epochs=3, batch_size=4)
     net_full, _ = T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 1, progress=False)
-    real_save = T._save_state
+    real_save = T.save_state
 
     def crash_on_second_save(path, state):
         real_save(path, state)
         if state["epoch"] == 2:
             raise KeyboardInterrupt
-    monkeypatch.setattr(T, "_save_state", crash_on_second_save)
+    monkeypatch.setattr(T, "save_state", crash_on_second_save)
     with pytest.raises(KeyboardInterrupt):
         T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 1, state_path=tmp_path / "a", progress=False)
-    monkeypatch.setattr(T, "_save_state", real_save)
+    monkeypatch.setattr(T, "save_state", real_save)
     assert torch.load(tmp_path / "a", weights_only=False)["epoch"] == 2
     net_res, _ = T.train_amortized(clf, x, LOSS, UNET, cfg, "black", 1, state_path=tmp_path / "a", progress=False)
     for a, b in zip(net_full.state_dict().values(), net_res.state_dict().values()):
@@ -133,7 +133,7 @@ def test_smallest_kept_selection_never_loses_a_label_that_was_kept(clf):
 
 
 def test_training_curves_has_one_panel_per_logged_quantity():
-    from actmatch.report.figures import training_curves
+    from actmatch.core.figures import training_curves
     fig = training_curves({"total": [3.0, 2.0, 1.0], "area": [0.5, 0.4, 0.3], "nec": []}, "step")
     drawn = [ax for ax in fig.axes if ax.lines]
     assert [ax.get_title() for ax in drawn] == ["total", "area"]

@@ -12,7 +12,8 @@ import yaml
 
 from actmatch.classifiers.registry import Classifier, freeze
 from actmatch.classifiers.small import build_small
-from actmatch.config import ParamsError, load_params, parse_params
+from actmatch.config.base import ParamsError
+from actmatch.check import load_params, parse_params
 from actmatch.data import load_dataset
 from actmatch.data.store import ImageDataset
 from actmatch.evaluation import evaluate

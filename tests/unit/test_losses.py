@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from actmatch.classifiers.registry import freeze
-from actmatch.config import LossConfig
+from actmatch.config.explainer import LossConfig
 from actmatch.explainer import losses as L
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
-from actmatch.explainer.taps import tapped
-from actmatch.explainer.unet import UNet, apply_mask, fill_values, hard_mask, soft_mask
+from actmatch.classifiers.taps import tapped
+from actmatch.explainer.unet import UNet
+from actmatch.core.masks import apply_mask, fill_values, hard_mask, soft_mask
 
 P = torch.tensor([[[[0.0, 1.0], [0.5, 0.5]]]])  # (1, 1, 2, 2)
 

@@ -14,9 +14,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from actmatch import distributed
+from actmatch.core import distributed
 from actmatch.classifiers.registry import Classifier, freeze
-from actmatch.config import AmortizedParams, StepsParams
+from actmatch.config.explainer import AmortizedParams, StepsParams
 from actmatch.explainer import train as T
 from actmatch.explainer.inputs import load_inputs
 from actmatch.explainer.losses import ShardedGenerator, rob_backgrounds

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from actmatch.report.build import html_page, sweeps
-from actmatch.report.figures import save_figure
+from actmatch.core.figures import save_figure
 from actmatch.report.paper import Example, sweep_figure, tradeoff_figure, triplet_figure
 from actmatch.report.tables import ablation_table, main_table, to_latex, to_markdown
 

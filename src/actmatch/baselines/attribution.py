@@ -37,7 +37,7 @@ def tokens_to_map(t: torch.Tensor) -> torch.Tensor:
 class _CAM(Method):
     cam_class = ""
 
-    def explain(self, model, x, y, baseline, areas, *, layer=None):
+    def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
         import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -71,7 +71,7 @@ class IntegratedGradients(Method):
     name = "integrated_gradients"
     defaults = {"steps": 32, "batch_size": 256}
 
-    def explain(self, model, x, y, baseline, areas, *, layer=None):
+    def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
         from captum.attr import IntegratedGradients as IG
 
         steps = int(self.settings["steps"])
@@ -86,7 +86,7 @@ class Occlusion(Method):
     name = "occlusion"
     defaults = {"window": 0.14, "stride": 0.5, "batch_size": 256}  # window: fraction of the side; stride: of the window
 
-    def explain(self, model: nn.Module, x, y, baseline, areas, *, layer=None):
+    def explain(self, model: nn.Module, x, y, baseline, areas, *, layer=None, ids=None):
         from captum.attr import Occlusion as Occ
 
         c, h = x.shape[1], x.shape[-1]

@@ -26,10 +26,11 @@ class Method:
         self.settings = {**self.defaults, **settings}
 
     def explain(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, baseline: torch.Tensor,
-                areas: torch.Tensor, *, layer: str | None = None) -> torch.Tensor:
+                areas: torch.Tensor, *, layer: str | None = None, ids: list[str] | None = None) -> torch.Tensor:
         """Saliency ``(B, 1, H, W)`` float for normalized images ``x`` ``(B, C, H, W)``, labels ``y``
         ``(B,)``, removal values ``baseline`` (like ``x``) and target areas ``(B,)`` in [0, 1];
-        ``layer`` names the classifier's last feature block (used by the CAM methods)."""
+        ``layer`` names the classifier's last feature block (used by the CAM methods); ``ids`` names
+        the images (a random method seeds each image by its id, so chunking changes nothing)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -51,7 +51,7 @@ class RISE(Method):
     defaults = {"masks": 500, "grid": 7, "p": 0.5, "seed": 0, "batch_size": 256}
 
     @torch.no_grad()
-    def explain(self, model, x, y, baseline, areas, *, layer=None):
+    def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
         n, grid = int(self.settings["masks"]), int(self.settings["grid"])
         p, bs = float(self.settings["p"]), int(self.settings["batch_size"])
         g = torch.Generator().manual_seed(int(self.settings["seed"]))
@@ -72,7 +72,7 @@ class ExtremalPerturbation(Method):
     name = "extremal"
     defaults = {"steps": 150, "lr": 0.1, "reg": 30.0, "reg_start": 30.0, "cell": 4}
 
-    def explain(self, model, x, y, baseline, areas, *, layer=None):
+    def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
         steps, lr = int(self.settings["steps"]), float(self.settings["lr"])
         reg, reg0, cell = float(self.settings["reg"]), float(self.settings["reg_start"]), int(self.settings["cell"])
         b, _, h, w = x.shape
@@ -101,7 +101,7 @@ class RandomMask(Method):
     name = "random"
     defaults = {"seed": 0}
 
-    def explain(self, model, x, y, baseline, areas, *, layer=None):
+    def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
         g = torch.Generator().manual_seed(int(self.settings["seed"]))
         return torch.rand(len(x), 1, *x.shape[-2:], generator=g).to(x)
 
@@ -110,7 +110,7 @@ class RandomMask(Method):
 class CentreBlob(Method):
     name = "centre"
 
-    def explain(self, model, x, y, baseline, areas, *, layer=None):
+    def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
         h, w = x.shape[-2:]
         yy = torch.arange(h, dtype=x.dtype, device=x.device).view(h, 1) - (h - 1) / 2
         xx = torch.arange(w, dtype=x.dtype, device=x.device).view(1, w) - (w - 1) / 2

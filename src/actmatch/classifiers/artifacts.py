@@ -11,7 +11,7 @@ from pathlib import Path
 
 from actmatch.classifiers.registry import Classifier, fetch_weights, get_spec, load_classifier
 from actmatch.classifiers.train import load_trained
-from actmatch.io import atomic_dir
+from actmatch.core.io import atomic_dir
 
 __all__ = ["write_pretrained_dir", "load_classifier_dir"]
 

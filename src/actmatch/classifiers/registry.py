@@ -23,7 +23,6 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch import nn
 
-from actmatch.config import allow_classifier
 
 __all__ = ["ClassifierSpec", "Classifier", "WeightsSource", "CLASSIFIERS", "register", "get_spec",
            "build_classifier", "load_classifier", "fetch_weights", "freeze", "imagenet_class_names"]
@@ -95,7 +94,6 @@ CLASSIFIERS: dict[str, ClassifierSpec] = {}
 def register(spec: ClassifierSpec) -> ClassifierSpec:
     """Add an entry (tests register torchvision architectures under test names)."""
     CLASSIFIERS[spec.name] = spec
-    allow_classifier(spec.name)  # so params.yaml may name it in download.classifiers
     return spec
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-__all__ = ["MnistCNN", "SmallResNet", "LeNet", "build_small", "SMALL_TAPS"]
+__all__ = ["MnistCNN", "SmallResNet", "LeNet", "build_small", "SMALL_TAPS", "SMALL_ARCHS"]
 
 # Default activation taps (block outputs, never a shared activation module: method.md §3).
 SMALL_TAPS: dict[str, tuple[str, ...]] = {
@@ -31,6 +31,7 @@ SMALL_TAPS: dict[str, tuple[str, ...]] = {
     "small_resnet": ("stem", "layer1", "layer2", "layer3"),
     "lenet": ("block1", "block2", "block3"),
 }
+SMALL_ARCHS: tuple[str, ...] = tuple(SMALL_TAPS)  # the architectures train_classifier runs may name
 
 
 def _conv_out(size: int, k: int, s: int, p: int) -> int:

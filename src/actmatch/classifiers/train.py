@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from actmatch.classifiers.registry import Classifier, freeze
 from actmatch.classifiers.small import SMALL_TAPS, build_small
-from actmatch.config import TrainRunConfig
+from actmatch.config.classifiers import TrainRunConfig
 from actmatch.data.store import ImageDataset
-from actmatch.io import atomic_path
+from actmatch.core.io import atomic_path
 
 __all__ = ["train_classifier", "save_trained", "load_trained", "random_shift", "accuracy"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from actmatch.config import ClutteredMnistParams
+from actmatch.config.data import ClutteredMnistParams
 from actmatch.data.store import ImageDataset, write_array_dataset
 
 __all__ = ["build_cluttered_mnist", "make_canvas"]

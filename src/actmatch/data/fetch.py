@@ -20,17 +20,19 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from actmatch.core.errors import ActmatchError
+
 __all__ = ["ChecksumError", "DownloadError", "fetch", "sha256_of", "verify_file"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(ActmatchError, RuntimeError):
     """A transfer failed for good (HTTP error, or retries exhausted). Names the URL."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(ActmatchError, ValueError):
     """A file's sha256 is not the pinned one. Names the URL or path, expected and actual hash."""
 
 

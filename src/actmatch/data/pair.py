@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actmatch.config import MnistPairParams
+from actmatch.config.data import MnistPairParams
 from actmatch.data.store import ImageDataset, write_array_dataset
 
 __all__ = ["build_pair"]

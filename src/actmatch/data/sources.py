@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from actmatch.config import FashionMnistParams, ImagenetteParams, MnistParams, PhotosParams
+from actmatch.config.data import FashionMnistParams, ImagenetteParams, MnistParams, PhotosParams
 from actmatch.data.fetch import fetch, verify_file
 from actmatch.data.store import write_array_dataset, write_file_dataset
 

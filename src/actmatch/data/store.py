@@ -16,7 +16,7 @@ A dataset is a folder ``data/<name>/`` holding:
 ``images/`` (``storage = files``)
     One PNG or JPEG per row, any size, kept at full resolution.
 
-Writers go through :func:`actmatch.io.atomic_dir`, so a folder is either complete or absent.
+Writers go through :func:`actmatch.core.io.atomic_dir`, so a folder is either complete or absent.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from actmatch.io import atomic_dir
+from actmatch.core.io import atomic_dir
 
 __all__ = ["ImageDataset", "load_dataset", "write_array_dataset", "write_file_dataset"]
 

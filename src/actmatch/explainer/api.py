@@ -17,9 +17,10 @@ import pandas as pd
 import torch
 
 from actmatch.classifiers.registry import Classifier
-from actmatch.config import ExplainerRun, LossConfig
-from actmatch.explainer.unet import UNet, apply_mask, fill_values
-from actmatch.io import atomic_path
+from actmatch.config.explainer import ExplainerRun, LossConfig
+from actmatch.explainer.unet import UNet
+from actmatch.core.masks import apply_mask, fill_values
+from actmatch.core.io import atomic_path
 
 __all__ = ["save_explainer", "load_explainer", "masks_for", "summarize"]
 
@@ -29,7 +30,7 @@ FORMAT = "actmatch-explainer-v1"
 def save_explainer(path: str | Path, net: UNet, run: ExplainerRun, loss: LossConfig, clf: Classifier,
                    extra: dict[str, Any] | None = None) -> None:
     """A checkpoint that carries its config: the run, the resolved loss, and the classifier it explains."""
-    ckpt = {"format": FORMAT, "state_dict": net.state_dict(), "run": run.record(), "loss": loss.model_dump(),
+    ckpt = {"format": FORMAT, "state_dict": net.state_dict(), "run": run.model_dump(), "loss": loss.model_dump(),
             "classifier": clf.name, "input_size": clf.input_size, "in_channels": clf.in_channels, **(extra or {})}
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)

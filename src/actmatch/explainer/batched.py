@@ -24,11 +24,12 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from actmatch.classifiers.registry import Classifier
-from actmatch.config import LossConfig, StepsParams, UNetParams
+from actmatch.config.explainer import LossConfig, StepsParams, UNetParams
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
-from actmatch.explainer.train import (LOGGED, Compute, MaskRun, _check_finite, _final_terms, _load_state,
-                                      _save_state, autocast, build_unet, state_key)
-from actmatch.explainer.unet import fill_values, soft_mask
+from actmatch.explainer.train import (LOGGED, Compute, MaskRun, _check_finite, _collect, _final_terms, autocast,
+                                      build_unet)
+from actmatch.core.resume import load_state, save_state, state_key
+from actmatch.core.masks import fill_values, soft_mask
 
 __all__ = ["explain_per_image_batched"]
 
@@ -43,7 +44,7 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
         raise ValueError(f"chunk must be at least 1, got {chunk}")
     key = state_key("per_image", loss, unet, steps, fill, seed, init_state is not None, x.shape,
                     float(x.double().sum()))
-    state = _load_state(state_path, key) or {"key": key, "done": [], "curves": []}
+    state = load_state(state_path, key) or {"key": key, "done": [], "curves": []}
     x = compute.tensor(x)
     ref = reference(clf.model, clf.taps, x)
     baseline = fill_values(x, fill, clf.mean, clf.std)
@@ -92,6 +93,7 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
                 best[better] = p.detach().cpu()[better]
         with torch.no_grad():
             p = soft_mask(forward(params, buffers, xc))
+            p_last = p
             has_best = torch.isfinite(best_area)
             if steps.select == "smallest_kept" and has_best.any():
                 # the sequential run draws these backgrounds only for an image that has a best mask:
@@ -105,14 +107,14 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
                 p = torch.where(use.to(p.device)[:, None, None, None], best.to(p.device), p)
         final = _final_terms(clf, xc, rc, p, loss, bc, gens)
         for j in range(len(idx)):
-            state["done"].append({"soft": p[j:j + 1].cpu().float(), "final": {k: v[j:j + 1] for k, v in final.items()}})
+            state["done"].append({"soft": p[j:j + 1].cpu().float(), "last": p_last[j:j + 1].cpu().float(),
+                                  "final": {k: v[j:j + 1] for k, v in final.items()}})
             state["curves"].append(curves[j])
-        _save_state(state_path, state)
+        save_state(state_path, state)
         bar.update(len(idx))
     bar.close()
     done = state["done"]
     keys = done[0]["final"].keys() if done else []
     mean_curves = {k: np.mean([c[k] for c in state["curves"]], axis=0).tolist() for k in LOGGED
                    if state["curves"] and state["curves"][0][k]}
-    return MaskRun(torch.cat([d["soft"] for d in done]) if done else torch.empty(0),
-                   {k: np.concatenate([d["final"][k] for d in done]) for k in keys}, mean_curves)
+    return _collect(done, keys, mean_curves, steps)

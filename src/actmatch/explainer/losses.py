@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from actmatch.explainer.taps import as_positions
+from actmatch.classifiers.taps import as_positions
 
 __all__ = ["ShardedGenerator", "DISTANCES", "activation_distance", "act_loss", "ce_loss", "kl_loss", "area_loss", "bin_loss", "tv_loss",
            "rob_backgrounds", "nec_loss", "tempered_kl"]

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from actmatch.config import LossConfig
+from actmatch.config.explainer import LossConfig
 from actmatch.explainer import losses as L
-from actmatch.explainer.taps import tapped
-from actmatch.explainer.unet import apply_mask, hard_mask
+from actmatch.classifiers.taps import tapped
+from actmatch.core.masks import apply_mask, hard_mask
 
 __all__ = ["Reference", "reference", "loss_terms", "weighted_total", "TERMS", "tap_settings"]
 

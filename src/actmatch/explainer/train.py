@@ -13,8 +13,6 @@ uninterrupted one on the CPU.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,14 +24,15 @@ import torch
 from tqdm.auto import tqdm
 
 from actmatch.classifiers.registry import Classifier
-from actmatch import distributed
-from actmatch.config import AmortizedParams, LossConfig, StepsParams, UNetParams
+from actmatch.core import distributed
+from actmatch.config.explainer import AmortizedParams, LossConfig, StepsParams, UNetParams
 from actmatch.explainer.losses import ShardedGenerator
 from actmatch.explainer.objective import Reference, loss_terms, reference, weighted_total
-from actmatch.explainer.unet import UNet, fill_values, soft_mask
-from actmatch.io import atomic_path
+from actmatch.explainer.unet import UNet
+from actmatch.core.masks import fill_values, soft_mask
+from actmatch.core.resume import load_state, save_state, state_key
 
-__all__ = ["MaskRun", "build_unet", "explain_per_image", "train_amortized", "predict_masks", "state_key",
+__all__ = ["MaskRun", "build_unet", "explain_per_image", "train_amortized", "predict_masks",
            "LossNotFiniteError", "Compute", "autocast"]
 
 log = logging.getLogger(__name__)
@@ -43,11 +42,14 @@ LOGGED = ("total", "act", "ce", "kl", "area", "bin", "tv", "rob", "nec", "area_h
 @dataclass
 class MaskRun:
     """Soft masks ``(N, 1, H, W)`` float32 on the CPU, per-image terms at the final mask, and the
-    mean of each logged quantity per step (per-image regimes) or per epoch (amortized)."""
+    mean of each logged quantity per step (per-image regimes) or per epoch (amortized). With
+    ``select: smallest_kept``, ``soft`` holds the selected masks and ``last`` the masks after the
+    final step (the tables show both: selection on ``kept`` is labelled, never hidden)."""
 
     soft: torch.Tensor
     final: dict[str, np.ndarray]
     curves: dict[str, list[float]] = field(default_factory=dict)
+    last: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -98,29 +100,6 @@ def build_unet(clf: Classifier, cfg: UNetParams) -> UNet:
     return UNet(clf.in_channels, cfg.widths, cfg.bottleneck, cfg.init_area)
 
 
-def state_key(*parts: Any) -> str:
-    """A short hash of a run's settings: a state file from other settings is never resumed."""
-    text = json.dumps([p.model_dump() if hasattr(p, "model_dump") else p for p in parts], sort_keys=True,
-                      default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _load_state(path: Path | None, key: str) -> dict[str, Any] | None:
-    if path is None or not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("key") != key:
-        log.warning("%s was written for other settings; starting afresh", path)
-        return None
-    return state
-
-
-def _save_state(path: Path | None, state: dict[str, Any]) -> None:
-    if path is not None:
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-
-
 @torch.no_grad()
 def _final_terms(clf: Classifier, x: torch.Tensor, ref: Reference, p: torch.Tensor, loss: LossConfig,
                  baseline: torch.Tensor, gen: torch.Generator) -> dict[str, np.ndarray]:
@@ -138,7 +117,7 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
     ``state_path`` finished images are saved after each one and skipped on a rerun."""
     key = state_key("per_image", loss, unet, steps, fill, seed, init_state is not None, x.shape,
                     float(x.double().sum()))
-    state = _load_state(state_path, key) or {"key": key, "done": [], "curves": []}
+    state = load_state(state_path, key) or {"key": key, "done": [], "curves": []}
     x = compute.tensor(x)
     ref = reference(clf.model, clf.taps, x)  # once for all images and steps
     baseline = fill_values(x, fill, clf.mean, clf.std)
@@ -176,22 +155,28 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
                 best = (area, p.detach().clone())
         with torch.no_grad():
             p = soft_mask(net(xi))
+            p_last = p
             if best is not None:
                 last_kept = bool(loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)["kept"][0] > 0)
                 if not last_kept or best[0] < float((p > 0.5).float().mean()):
                     p = best[1]
         final = _final_terms(clf, xi, ri, p, loss, bi, gen)
-        state["done"].append({"soft": p.cpu().float(), "final": final})
+        state["done"].append({"soft": p.cpu().float(), "last": p_last.cpu().float(), "final": final})
         state["curves"].append(curve)
-        _save_state(state_path, state)
+        save_state(state_path, state)
         bar.update(1)
     bar.close()
     done = state["done"]
     keys = done[0]["final"].keys() if done else []
     curves = {k: np.mean([c[k] for c in state["curves"]], axis=0).tolist() for k in LOGGED
               if state["curves"] and state["curves"][0][k]}
+    return _collect(done, keys, curves, steps)
+
+
+def _collect(done: list[dict[str, Any]], keys: Any, curves: dict[str, list[float]], steps: StepsParams) -> MaskRun:
     return MaskRun(torch.cat([d["soft"] for d in done]) if done else torch.empty(0),
-                   {k: np.concatenate([d["final"][k] for d in done]) for k in keys}, curves)
+                   {k: np.concatenate([d["final"][k] for d in done]) for k in keys}, curves,
+                   torch.cat([d["last"] for d in done]) if done and steps.select != "last" else None)
 
 
 def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNetParams, cfg: AmortizedParams,
@@ -203,7 +188,7 @@ def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UN
 
     Inside a torch.distributed process group (torchrun) the net is wrapped in DDP and each rank
     trains on its shard of every global batch of ``cfg.batch_size``; the result equals one
-    process's (actmatch.distributed). Only rank 0 writes the state file and calls ``on_epoch``."""
+    process's (actmatch.core.distributed). Only rank 0 writes the state file and calls ``on_epoch``."""
     info = distributed.current()
     key = state_key("amortized", loss, unet, cfg, fill, seed, x.shape, float(x.double().sum()))
     torch.manual_seed(seed)
@@ -217,7 +202,7 @@ def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UN
     baseline = fill_values(x, fill, clf.mean, clf.std)
     curves: dict[str, list[float]] = {k: [] for k in LOGGED}
     start = 0
-    state = _load_state(state_path, key)
+    state = load_state(state_path, key)
     if state is not None:
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
@@ -263,7 +248,7 @@ def train_amortized(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UN
         if on_epoch is not None and info.main:
             on_epoch(epoch, means)
         if info.main:
-            _save_state(state_path, {"key": key, "net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
+            save_state(state_path, {"key": key, "net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
                                      "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "curves": curves})
     net.eval()
     return net, {k: v for k, v in curves.items() if v}

@@ -4,10 +4,10 @@ U-Net: DoubleConv blocks (conv3x3-ReLU-conv3x3-ReLU, no BatchNorm), max-pool dow
 ConvTranspose 2×2 up, skip concatenation, 1×1 conv to one logit channel. The paper's net for
 224 px has widths 32-64-128-256 and a 512 bottleneck; depth and widths are parameters.
 
-Deviation, stated (method.md §9): the 1×1 head's bias starts at ``logit(init_area)`` instead
-of PyTorch's default, so that the first soft mask is ≈ ``init_area`` everywhere rather than a
-flat 0.5 whose hard threshold is decided by noise. ``init_area = 0.5`` gives the paper's
-behaviour (bias ≈ 0).
+Deviation, stated (method.md §9), and an option: with ``init_area`` the 1×1 head's bias starts at
+``logit(init_area)``, so that the first soft mask is ≈ ``init_area`` everywhere rather than a flat
+0.5 whose hard threshold is decided by noise. ``init_area = None`` keeps PyTorch's default (random)
+bias, the authors' code: then the first hard mask is decided by the initial weights.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "soft_mask", "hard_mask", "fill_values", "apply_mask", "FILLS"]
-
-FILLS = ("normalized_zero", "black", "blur", "mean")
+__all__ = ["UNet"]
 
 
 class DoubleConv(nn.Sequential):
@@ -34,11 +32,11 @@ class UNet(nn.Module):
     """Maps an image ``(B, C, H, W)`` (any H, W) to mask logits ``(B, 1, H, W)``."""
 
     def __init__(self, in_channels: int, widths: Sequence[int] = (32, 64, 128, 256), bottleneck: int = 512,
-                 init_area: float = 0.5) -> None:
+                 init_area: float | None = None) -> None:
         super().__init__()
         if not widths:
             raise ValueError("widths must name at least one level")
-        if not 0.0 < init_area < 1.0:
+        if init_area is not None and not 0.0 < init_area < 1.0:
             raise ValueError(f"init_area must be in (0, 1), got {init_area}")
         self.depth = len(widths)
         self.downs = nn.ModuleList()
@@ -55,7 +53,8 @@ class UNet(nn.Module):
             self.up_convs.append(DoubleConv(2 * w, w))
             cin = w
         self.head = nn.Conv2d(cin, 1, 1)
-        nn.init.constant_(self.head.bias, math.log(init_area / (1.0 - init_area)))
+        if init_area is not None:
+            nn.init.constant_(self.head.bias, math.log(init_area / (1.0 - init_area)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -72,42 +71,3 @@ class UNet(nn.Module):
         for up, conv, skip in zip(self.ups, self.up_convs, reversed(skips)):
             x = conv(torch.cat([up(x), skip], dim=1))
         return self.head(x)[..., :h, :w]
-
-
-def soft_mask(logits: torch.Tensor) -> torch.Tensor:
-    """p = sigmoid(logits), in [0, 1], same shape."""
-    return torch.sigmoid(logits)
-
-
-def hard_mask(p: torch.Tensor, ste: bool = True) -> torch.Tensor:
-    """Binary mask at 0.5. With ``ste`` the gradient passes straight through to ``p``:
-    ``m = p + ((p > 0.5) - p).detach()``; without it the result is a constant (no gradient)."""
-    hard = (p > 0.5).to(p.dtype)
-    return p + (hard - p).detach() if ste else hard.detach()
-
-
-def fill_values(x: torch.Tensor, fill: str, mean: Sequence[float], std: Sequence[float],
-                blur_sigma: float = 10.0) -> torch.Tensor:
-    """What a removed pixel becomes, in the classifier's normalized space, shape like ``x``.
-
-    ``normalized_zero``: 0, i.e. the dataset mean colour (the paper's code); ``black``: pixel
-    value 0; ``blur``: a Gaussian blur of ``x`` (σ = ``blur_sigma`` px); ``mean``: the image's own
-    mean colour."""
-    if fill == "normalized_zero":
-        return torch.zeros_like(x)
-    if fill == "black":
-        m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return ((0.0 - m) / s).expand_as(x).clone()
-    if fill == "blur":
-        from torchvision.transforms.v2.functional import gaussian_blur
-        k = int(2 * round(3 * blur_sigma) + 1)
-        return gaussian_blur(x, [k, k], [blur_sigma, blur_sigma])
-    if fill == "mean":
-        return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).clone()
-    raise ValueError(f"unknown fill {fill!r}; allowed: {', '.join(FILLS)}")
-
-
-def apply_mask(x: torch.Tensor, m: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
-    """e = m ⊙ x + (1 − m) ⊙ baseline; ``m`` is ``(B, 1, H, W)`` and broadcasts over channels."""
-    return m * x + (1.0 - m) * baseline

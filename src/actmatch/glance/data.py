@@ -18,7 +18,7 @@ import pandas as pd
 from actmatch.data.store import ImageDataset, write_array_dataset
 from actmatch.glance.morpho import FEATURES, measure_batch
 from actmatch.glance.perturb import TRUE_EDGES, controlled_digits
-from actmatch.io import atomic_dir
+from actmatch.core.io import atomic_dir
 
 __all__ = ["build_morpho_mnist", "write_features", "read_features"]
 

@@ -38,18 +38,18 @@ import pandas as pd
 import torch
 import yaml
 
-from actmatch.ce.losses import PixelClassifier
-from actmatch.ce.pipeline import CEMaps, pixel_classifier, pixel_inputs
+from actmatch.classifiers.pixel import PixelClassifier, pixel_classifier, pixel_inputs
+from actmatch.maps import StoredMaps
 from actmatch.classifiers.registry import Classifier
-from actmatch.config import GlanceParams, GlanceRun
+from actmatch.config.glance import GlanceParams, GlanceRun
 from actmatch.data.store import ImageDataset
-from actmatch.explainer.taps import tapped
+from actmatch.classifiers.taps import tapped
 from actmatch.glance import local as L
 from actmatch.glance import surrogate as S
 from actmatch.glance.graph import adjacency, edge_scores, learn_graph, shd
 from actmatch.glance.train import SurrogateConfig, TrainedSurrogate, alignment_r2, decode, encode, fidelity, \
     train_surrogate
-from actmatch.io import atomic_dir
+from actmatch.core.io import atomic_dir
 
 __all__ = ["METHOD", "OUTPUT", "last_spatial_tap",
            "run_glance", "GlanceMaps", "load_glance_maps", "load_surrogate"]
@@ -123,14 +123,15 @@ def _graph_scores(weights: pd.DataFrame, true_edges: list[list[str]]) -> dict[st
 def run_glance(clf: Classifier, ds: ImageDataset, features: np.ndarray, gp: GlanceParams, run: GlanceRun, seed: int,
                out: Path, *, state_path: Path | None = None,
                on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-               progress: bool = True) -> tuple[TrainedSurrogate, dict[str, Any]]:
+               progress: bool = True, data_seed: int = 0) -> tuple[TrainedSurrogate, dict[str, Any]]:
     """Train, learn the graph, explain every test image and write ``out`` (atomically). ``features``:
     the ``gp.features`` columns for every image of ``ds``. Returns the surrogate and the metrics."""
     device = next(clf.model.parameters()).device
     f = pixel_classifier(clf, ds)
     names = list(gp.features)
     sp = gp.surrogate
-    train_idx = ds.split_indices("train")[: sp.max_train]
+    # a class-stratified sample, kept in storage order (with max_train None: the whole split, as stored)
+    train_idx = np.sort(stratified_sample(ds.split_indices("train"), ds.labels, sp.max_train, data_seed))
     test_idx = ds.split_indices("test")
     if len(train_idx) < 10 or len(test_idx) < 1:
         raise ValueError(f"glance on {ds.name}: {len(train_idx)} train / {len(test_idx)} test images are too few")
@@ -241,10 +242,9 @@ def load_surrogate(folder: str | Path) -> tuple[S.Encoder, S.StyleGenerator, dic
     return E, G, ck
 
 
-class GlanceMaps(CEMaps):
-    """The effect maps of one GLANCE run as the evaluate stage reads them: the same files and reader as
-    SyCE/CyCE's maps (``config.yaml`` with the method's name, ``maps.npz`` with ids and map); only the
-    timed explanation differs."""
+class GlanceMaps(StoredMaps):
+    """The effect maps of one GLANCE run as the evaluate stage reads them (the common stored-maps format;
+    only the timed explanation is GLANCE's own)."""
 
     def cost(self, clf: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
         """One local explanation from a normalized input, for timing: encode, the counterfactual search

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from actmatch.explainer.taps import tapped
-from actmatch.explainer.train import _load_state, _save_state, state_key
+from actmatch.classifiers.taps import tapped
+from actmatch.core.resume import load_state, save_state, state_key
 from actmatch.glance import surrogate as S
 
 __all__ = ["SurrogateConfig", "TrainedSurrogate", "train_surrogate", "encode", "decode", "alignment_r2",
@@ -94,7 +94,7 @@ def train_surrogate(model: nn.Module, mean: tuple[float, ...], std: tuple[float,
     gen = torch.Generator().manual_seed(seed)
     curves: dict[str, list[float]] = {}
     start = 0
-    state = _load_state(state_path, key)
+    state = load_state(state_path, key)
     if state is not None:
         for net, k in ((E, "E"), (G, "G"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             net.load_state_dict(state[k])
@@ -140,7 +140,7 @@ def train_surrogate(model: nn.Module, mean: tuple[float, ...], std: tuple[float,
             curves.setdefault(k, []).append(v)
         if on_epoch is not None:
             on_epoch(epoch, means)
-        _save_state(state_path, {"key": key, "E": E.state_dict(), "G": G.state_dict(), "D": D.state_dict(),
+        save_state(state_path, {"key": key, "E": E.state_dict(), "G": G.state_dict(), "D": D.state_dict(),
                                  "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
                                  "torch_rng": torch.get_rng_state(), "curves": curves, "epoch": epoch + 1})
     for net in (E, G, D):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["mean_ci", "aggregate"]
+__all__ = ["mean_ci", "aggregate", "aggregate_seeds", "is_collapsed"]
 
 
 def mean_ci(values: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> dict[str, float]:
@@ -34,4 +34,46 @@ def aggregate(per_image: pd.DataFrame, metrics: list[str], n_resamples: int = 10
     out: dict[str, dict[str, dict[str, float]]] = {}
     for method, g in per_image.groupby("method", sort=False):
         out[str(method)] = {m: mean_ci(g[m].to_numpy(), n_resamples, seed) for m in metrics if m in g}
+    return out
+
+
+def is_collapsed(area: np.ndarray, share: float = 0.95) -> bool:
+    """A run collapsed when its hard masks are all empty or all full (area 0 or 1) on at least ``share``
+    of the images (method.md §5): its numbers say nothing about the loss terms, so they are reported
+    by name and never averaged into an effect."""
+    a = np.asarray(area, dtype=np.float64)
+    return bool(len(a)) and float(np.mean((a <= 0.0) | (a >= 1.0))) >= share
+
+
+def aggregate_seeds(per_image: pd.DataFrame, metrics: list[str], n_resamples: int = 1000,
+                    seed: int = 0) -> dict[str, dict]:
+    """Per method (a ``method`` column) over seeds (a ``seed`` column) and images (``id``):
+
+    ``{method: {"seeds": k, "collapsed": [seeds], "metrics": {metric: {mean, lo, hi, n, sd, min, max}}}}``.
+    A seed whose masks collapsed (:func:`is_collapsed` on ``area``) is listed and left out of every
+    number. ``mean`` is the mean over the remaining seeds of each seed's mean over images; ``sd``,
+    ``min``, ``max`` the spread of those seed means (sd 0 for one seed); ``lo``/``hi`` the 95 %
+    bootstrap interval over images of each image's mean over those seeds; ``n`` the images."""
+    out: dict[str, dict] = {}
+    for method, g in per_image.groupby("method", sort=False):
+        seeds = sorted(int(s) for s in g["seed"].unique())
+        collapsed = [s for s in seeds if "area" in g and is_collapsed(g.loc[g["seed"] == s, "area"].to_numpy())]
+        live = g[~g["seed"].isin(collapsed)]
+        entry: dict = {"seeds": len(seeds), "collapsed": collapsed, "metrics": {}}
+        for m in metrics:
+            if m not in g:
+                continue
+            if live.empty:
+                entry["metrics"][m] = {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0,
+                                       "sd": float("nan"), "min": float("nan"), "max": float("nan")}
+                continue
+            by_seed = live.groupby("seed")[m].mean().to_numpy(dtype=np.float64)
+            per_img = live.groupby("id", sort=False)[m].mean().to_numpy()
+            ci = mean_ci(per_img, n_resamples, seed)
+            fin = by_seed[np.isfinite(by_seed)]
+            entry["metrics"][m] = {**ci, "mean": float(fin.mean()) if len(fin) else float("nan"),
+                                   "sd": float(fin.std(ddof=1)) if len(fin) > 1 else 0.0,
+                                   "min": float(fin.min()) if len(fin) else float("nan"),
+                                   "max": float(fin.max()) if len(fin) else float("nan")}
+        out[str(method)] = entry
     return out

@@ -3,7 +3,8 @@ the internal state of the classifier?
 
 * top-1 agreement: argmax p_e = argmax p_x;
 * KL(p_x ‖ p_e) at T = 1, and its normalized form min(KL / log K, 1) (K classes);
-* confidence change p_e(y) − p_x(y);
+* confidence change p_e(y) − p_x(y), and confidence retention p_ratio = p_e(y) / p_x(y) (issue 19: a
+  kept label at a collapsed probability is not an explanation);
 * activation similarity: per tap, the cosine between the flattened activations of x and e
   (the paper's own claim — that the explanation reproduces the classifier's intermediate
   activations — which no peer library measures).
@@ -18,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actmatch.explainer.taps import tapped
-from actmatch.explainer.unet import apply_mask
+from actmatch.classifiers.taps import tapped
+from actmatch.core.masks import apply_mask
 
 __all__ = ["predict_logits", "predict_proba", "fidelity", "activation_similarity"]
 
@@ -39,7 +40,7 @@ def predict_proba(model: Model, x: torch.Tensor, batch_size: int = 256) -> torch
 
 def fidelity(model: Model, x: torch.Tensor, masks: torch.Tensor, baseline: torch.Tensor, y: torch.Tensor,
              batch_size: int = 256) -> dict[str, torch.Tensor]:
-    """Per image: ``kept`` (1.0 when f(e) = f(x)), ``kl``, ``kl_norm``, ``conf_change`` and the
+    """Per image: ``kept`` (1.0 when f(e) = f(x)), ``kl``, ``kl_norm``, ``conf_change``, ``p_ratio`` and the
     probabilities ``p_x``, ``p_e`` of the target ``y``."""
     e = apply_mask(x, masks, baseline)
     zx, ze = predict_logits(model, x, batch_size), predict_logits(model, e, batch_size)
@@ -47,7 +48,8 @@ def fidelity(model: Model, x: torch.Tensor, masks: torch.Tensor, baseline: torch
     kl = (lx.exp() * (lx - le)).sum(1).clamp_min(0.0)
     px, pe = lx.exp().gather(1, y[:, None])[:, 0], le.exp().gather(1, y[:, None])[:, 0]
     return {"kept": (ze.argmax(1) == zx.argmax(1)).float(), "kl": kl,
-            "kl_norm": (kl / math.log(zx.shape[1])).clamp(max=1.0), "conf_change": pe - px, "p_x": px, "p_e": pe}
+            "kl_norm": (kl / math.log(zx.shape[1])).clamp(max=1.0), "conf_change": pe - px,
+            "p_ratio": pe / px, "p_x": px, "p_e": pe}
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from actmatch.explainer.unet import apply_mask
+from actmatch.core.masks import apply_mask
 from actmatch.metrics.curves import top_fraction_masks
 from actmatch.metrics.fidelity import Model, predict_logits
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from actmatch.explainer.unet import apply_mask
+from actmatch.core.masks import apply_mask
 from actmatch.metrics.fidelity import Model, predict_proba
 
 __all__ = ["complement_scores"]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from actmatch.explainer.unet import apply_mask
+from actmatch.core.masks import apply_mask
 from actmatch.metrics.fidelity import Model, predict_logits
 
 __all__ = ["sufficiency", "KINDS"]

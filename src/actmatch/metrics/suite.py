@@ -23,7 +23,7 @@ from actmatch.metrics.perturbation import sufficiency
 __all__ = ["ScoreSettings", "score_masks", "METRICS"]
 
 # The per-image columns, in table order (act_sim_<tap> columns follow act_sim).
-METRICS = ("kept", "kl", "kl_norm", "conf_change", "act_sim", "area", "crispness", "p_star", "removable",
+METRICS = ("kept", "kl", "kl_norm", "conf_change", "p_ratio", "act_sim", "area", "crispness", "p_star", "removable",
            "flip", "drop", "suff_gaussian", "suff_uniform", "suff_other", "insertion_auc", "deletion_auc",
            "pointing", "iou")
 

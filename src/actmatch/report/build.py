@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from actmatch.data import load_dataset
-from actmatch.report.figures import curves_plot, save_figure, training_curves
+from actmatch.core.figures import curves_plot, save_figure, training_curves
 from actmatch.report.paper import CEExample, CFExample, Example, ce_figure, glance_cf_figure, glance_graph_figure, \
     glance_strips_figure, sweep_figure, tradeoff_figure, triplet_figure
 from actmatch.report.tables import ablation_table, ce_table, glance_table, main_table, to_latex, to_markdown

@@ -17,7 +17,7 @@ import pandas as pd
 import seaborn as sns
 
 from actmatch.images import explanation_images
-from actmatch.report.figures import plt
+from actmatch.core.figures import plt
 
 __all__ = ["Example", "CEExample", "CFExample", "triplet_figure", "sweep_figure", "tradeoff_figure", "ce_figure",
            "glance_graph_figure", "glance_strips_figure", "glance_cf_figure"]

@@ -1,6 +1,6 @@
 """Extra registry entries from Python files named in ``ACTMATCH_PLUGINS`` (``os.pathsep``-separated).
 
-Every stage (through :func:`actmatch.runner.run_stage`) and the CLI load them before doing
+Every stage (through :func:`actmatch.core.stage.run_stage`) and the CLI load them before doing
 anything, so a plugin can ``register`` a classifier or point a source at a mirror, for a whole
 ``dvc repro``. The paper-profile tests use this to serve torchvision architectures with random
 weights and a tiny Imagenette-shaped archive from 127.0.0.1; a lab can use it for an in-house

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from actmatch.ce.losses import PixelClassifier, Variant, explanation, targets
-from actmatch.ce.models import Translator
+from actmatch.classifiers.pixel import PixelClassifier
+from actmatch.syce.losses import Variant, explanation, targets
+from actmatch.syce.models import Translator
 
 __all__ = ["explain_ce", "ce_metrics"]
 

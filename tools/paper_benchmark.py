@@ -20,10 +20,11 @@ from collections.abc import Sequence
 import torch
 
 from actmatch.classifiers.registry import build_classifier
-from actmatch.config import AmortizedParams, StepsParams, UNetParams, load_params
+from actmatch.config.explainer import AmortizedParams, StepsParams, UNetParams
+from actmatch.check import check_file as load_params
 from actmatch.explainer.batched import explain_per_image_batched
 from actmatch.explainer.train import Compute, explain_per_image, train_amortized
-from actmatch.io import write_json
+from actmatch.core.io import write_json
 
 __all__ = ["main"]
 
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--chunk", type=int, default=20)
     args = ap.parse_args(argv)
-    from actmatch.device import resolve_device
+    from actmatch.core.device import resolve_device
 
     dev = resolve_device(args.device)
     torch.backends.cudnn.benchmark = True

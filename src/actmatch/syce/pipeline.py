@@ -27,36 +27,20 @@ import numpy as np
 import torch
 import yaml
 
-from actmatch.ce.explain import ce_metrics, explain_ce
-from actmatch.ce.losses import CEWeights, PixelClassifier
-from actmatch.ce.models import Translator, build_ce
-from actmatch.ce.train import CETrainConfig, TrainedCE, train_ce
-from actmatch.ce.vae import VAE, embed, frechet_distance, js_distance
+from actmatch.syce.explain import ce_metrics, explain_ce
+from actmatch.classifiers.pixel import PixelClassifier, pixel_classifier, pixel_inputs
+from actmatch.maps import StoredMaps
+from actmatch.syce.losses import CEWeights
+from actmatch.syce.models import Translator, build_ce
+from actmatch.syce.train import CETrainConfig, TrainedCE, train_ce
+from actmatch.syce.vae import VAE, embed, frechet_distance, js_distance
 from actmatch.classifiers.registry import Classifier
-from actmatch.config import CEParams, CETrainParams, VAEParams
+from actmatch.config.syce import SyceParams, SyceTrainParams, VAEParams
 from actmatch.data.store import ImageDataset
-from actmatch.io import atomic_dir, atomic_path
+from actmatch.core.io import atomic_dir, atomic_path
 
-__all__ = ["pixel_inputs", "pixel_classifier", "kind_for", "method_name", "train_config", "weights", "run_variant",
+__all__ = ["run_all", "kind_for", "method_name", "train_config", "weights", "run_variant",
            "save_vae", "load_vae", "load_generator", "CEMaps", "load_maps", "cost_fn"]
-
-
-def pixel_inputs(ds: ImageDataset, idx: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Images ``idx`` of ``ds`` as float32 ``(N, C, H, W)`` in [0, 1] (the generators' space)."""
-    if not isinstance(ds.images, np.ndarray):
-        raise ValueError(f"SyCE/CyCE need a same-size array dataset (MNIST-like), got {ds.name}")
-    return torch.from_numpy(ds.images[idx]).permute(0, 3, 1, 2).float().div(255.0).to(device)
-
-
-def pixel_classifier(clf: Classifier, ds: ImageDataset) -> PixelClassifier:
-    """The frozen classifier on pixel-space images; its input must be the dataset's own size and channels
-    (the small classifiers the pipeline trains), so no resizing happens between the generator and it."""
-    shape = ds.images.shape[1:] if isinstance(ds.images, np.ndarray) else None
-    if shape is None or (shape[0], shape[2]) != (clf.input_size, clf.in_channels):
-        raise ValueError(f"classifier {clf.name} takes {clf.in_channels}x{clf.input_size}px inputs but {ds.name} has "
-                         f"images {shape}; SyCE/CyCE need a classifier trained on the dataset itself")
-    dev = next(clf.model.parameters()).device
-    return PixelClassifier(clf.model, clf.mean, clf.std).to(dev).eval()
 
 
 def kind_for(num_classes: int) -> str:
@@ -69,14 +53,14 @@ def method_name(variant: str, num_classes: int) -> str:
     return variant if num_classes == 2 else f"{variant}_{num_classes}class"
 
 
-def train_config(p: CETrainParams, num_classes: int) -> CETrainConfig:
+def train_config(p: SyceTrainParams, num_classes: int) -> CETrainConfig:
     return CETrainConfig(kind=kind_for(num_classes), g_widths=tuple(p.g_widths), d_widths=tuple(p.d_widths),
                          dropout=p.dropout, lr=p.lr, batch_size=p.batch_size, max_epochs=p.max_epochs,
                          critic_steps=p.critic_steps, plateau_factor=p.plateau_factor,
                          plateau_patience=p.plateau_patience, early_stop_patience=p.early_stop_patience)
 
 
-def weights(p: CEParams) -> CEWeights:
+def weights(p: SyceParams) -> CEWeights:
     return CEWeights(**p.weights.model_dump())
 
 
@@ -85,7 +69,7 @@ def _uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def run_variant(variant: str, f: PixelClassifier, num_classes: int, x_train: torch.Tensor, x_val: torch.Tensor,
-                x_test: torch.Tensor, test_ids: list[str], train: CETrainParams, ce: CEParams, vae: VAE | None,
+                x_test: torch.Tensor, test_ids: list[str], train: SyceTrainParams, ce: SyceParams, vae: VAE | None,
                 seed: int, out: Path, *, state_path: Path | None = None,
                 on_epoch: Callable[[int, dict[str, float]], None] | None = None,
                 progress: bool = True) -> tuple[TrainedCE, dict[str, Any]]:
@@ -133,6 +117,47 @@ def save_vae(out: Path, vae: VAE, p: VAEParams, meta: dict[str, Any]) -> None:
         (tmp / "config.yaml").write_text(yaml.safe_dump({**p.model_dump(), **meta}, sort_keys=True))
 
 
+def run_all(clf: Classifier, ds: ImageDataset, sp: SyceParams, key: str, seed: int, data_seed: int, vae: VAE,
+            out: Path, live_dir: Path, state: Path, progress: bool = True) -> dict[str, Any]:
+    """Every variant of ``sp.variants`` for run ``key``: trained on a seeded, class-stratified sample of
+    the train split (its last ``val_fraction`` drives the schedule and the early stop), every test
+    image explained, written to ``out/<variant>/``; curves in ``live_dir/<variant>/``. Returns the
+    metrics per method. Resumes by epoch (state files kept until every variant is done)."""
+    from dvclive import Live
+
+    from actmatch.core.figures import training_curves
+    from actmatch.core.sampling import stratified_sample
+    from actmatch.core.stage import epoch_logger
+
+    train = sp.train_for(key)
+    device = next(clf.model.parameters()).device
+    f = pixel_classifier(clf, ds)
+    num_classes = len(clf.class_names)
+    pool = stratified_sample(ds.split_indices("train"), ds.labels, train.max_train, data_seed)
+    n_val = max(1, int(round(len(pool) * train.val_fraction)))
+    if len(pool) - n_val < 2:
+        raise ValueError(f"syce.runs.{key}: {len(pool)} train images leave too few for training after "
+                         f"{n_val} for validation")
+    x_train, x_val = pixel_inputs(ds, pool[:-n_val], device), pixel_inputs(ds, pool[-n_val:], device)
+    test = ds.split_indices("test")
+    x_test = pixel_inputs(ds, test, device)
+    test_ids = [str(i) for i in ds.index["id"].to_numpy()[test]]
+    metrics = {}
+    for variant in sp.variants:
+        with Live(dir=str(live_dir / variant), save_dvc_exp=False, dvcyaml=False,
+                  resume=state.with_suffix(f".{variant}").exists()) as live:
+            trained, m = run_variant(variant, f, num_classes, x_train, x_val, x_test, test_ids, train, sp, vae, seed,
+                                     out / variant, state_path=state.with_suffix(f".{variant}"),
+                                     on_epoch=epoch_logger(live, variant), progress=progress)
+            live.log_image("curves.png", training_curves(trained.curves, "epoch"))
+            for k, v in m.items():
+                live.summary[k] = v
+        metrics[method_name(variant, num_classes)] = m
+    for variant in sp.variants:  # kept until every variant is done: a rerun skips finished ones' training
+        state.with_suffix(f".{variant}").unlink(missing_ok=True)
+    return metrics
+
+
 def load_vae(folder: str | Path) -> VAE:
     path = Path(folder) / "vae.pt"
     if not path.is_file():
@@ -153,22 +178,8 @@ def load_generator(folder: str | Path) -> tuple[Translator, dict[str, Any]]:
     return G.eval(), ck
 
 
-class CEMaps:
-    """One variant's explanation maps as the evaluate stage reads them."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.record = yaml.safe_load((folder / "config.yaml").read_text())
-        self.name: str = self.record["method"]
-        with np.load(folder / "maps.npz") as z:
-            self.ids = [str(i) for i in z["ids"]]
-            self.maps = torch.from_numpy(z["map"].astype(np.float32))[:, None]
-
-    def rows(self, ids: list[str]) -> tuple[list[int], list[int]]:
-        """Positions in ``ids`` that have a map, and the matching rows of ``maps``."""
-        pos = {k: j for j, k in enumerate(self.ids)}
-        keep = [j for j, k in enumerate(ids) if k in pos]
-        return keep, [pos[ids[j]] for j in keep]
+class CEMaps(StoredMaps):
+    """One SyCE/CyCE variant's explanation maps as the evaluate stage reads them."""
 
     def cost(self, clf: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
         """One explanation from a normalized input, for timing (:func:`cost_fn`)."""
@@ -176,8 +187,8 @@ class CEMaps:
 
 
 def load_maps(folder: str | Path) -> dict[str, CEMaps]:
-    """Every SyCE/CyCE variant under ``folder/ce/*/`` (none when the folder is absent), by table name."""
-    root = Path(folder) / "ce"
+    """Every SyCE/CyCE variant under ``folder/syce/*/`` (none when the folder is absent), by table name."""
+    root = Path(folder) / "syce"
     if not root.is_dir():
         return {}
     out = {}

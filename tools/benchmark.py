@@ -26,15 +26,16 @@ import torch
 
 from actmatch.baselines import binarize_to_area, build_baseline
 from actmatch.classifiers import load_classifier_dir
-from actmatch.config import StepsParams, load_params
+from actmatch.config.explainer import StepsParams
+from actmatch.check import check_file as load_params
 from actmatch.data import load_dataset
 from actmatch.explainer.api import load_explainer
 from actmatch.explainer.batched import explain_per_image_batched
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
-from actmatch.explainer.outputs import eval_split
+from actmatch.explainer.outputs import eval_split, train_subset
 from actmatch.explainer.train import build_unet, explain_per_image, train_amortized
-from actmatch.explainer.unet import fill_values, soft_mask
-from actmatch.io import write_json
+from actmatch.core.masks import fill_values, soft_mask
+from actmatch.core.io import write_json
 from actmatch.metrics.cost import measure
 from actmatch.metrics.fidelity import fidelity
 
@@ -92,9 +93,9 @@ def run_benchmark(params_path: str, group: str, results: Path, n_images: int, pa
     clf = load_classifier_dir(results / "classifiers" / arun.classifier / "model")
     clf.model.to(device)
     ds = load_dataset(Path("data") / arun.dataset)
-    idx = eval_split(ds, n_images, params.seed)
+    idx = eval_split(ds, n_images, params.data_seed)
     x = clf.preprocess_batch([ds.images[i] for i in idx]).to(device)
-    fill, seed = arun.fill, params.seed
+    fill, seed = arun.fill, params.seeds[0]
     b = fill_values(x, fill, clf.mean, clf.std)
     y = clf.model(x).argmax(1)
     net, _ = load_explainer(results / "explainers" / group / "amortized" / "explainer.pt", clf)
@@ -130,7 +131,7 @@ def run_benchmark(params_path: str, group: str, results: Path, n_images: int, pa
     ratios = {"amortized_speedup_over_per_image_paper": paper["ms_per_explanation"] / rows["amortized"]["ms_per_explanation"],
               "amortized_kept_over_per_image_paper_kept": rows["amortized"]["label_kept"] / max(paper["label_kept"], 1e-9)}
     # training throughput against the floor, on the same images and batches
-    tr = ds.split_indices("train")[:train_images]
+    tr = train_subset(ds, train_images, params.data_seed)  # class-stratified, never the first N
     xt = clf.preprocess_batch([ds.images[i] for i in tr]).to(device)
     one_epoch = arun.amortized.model_copy(update={"epochs": 1})
     t0 = time.perf_counter()
@@ -180,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--train-images", type=int, default=512)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
-    from actmatch.device import resolve_device
+    from actmatch.core.device import resolve_device
 
     out = run_benchmark(args.params, args.group, Path(args.results), args.images, args.paper_images,
                         args.train_images, resolve_device(args.device))

@@ -25,9 +25,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from actmatch.ce.losses import CEWeights, PixelClassifier, Variant, critic_loss, generator_terms, targets, weighted
-from actmatch.ce.models import Translator, build_ce
-from actmatch.explainer.train import _load_state, _save_state, state_key  # the explainer's resumable-state files
+from actmatch.classifiers.pixel import PixelClassifier
+from actmatch.syce.losses import CEWeights, Variant, critic_loss, generator_terms, targets, weighted
+from actmatch.syce.models import Translator, build_ce
+from actmatch.core.resume import load_state, save_state, state_key
 
 __all__ = ["CETrainConfig", "TrainedCE", "classify", "train_ce"]
 
@@ -137,7 +138,7 @@ def train_ce(variant: Variant, f: PixelClassifier, x_train: torch.Tensor, x_val:
     curves: dict[str, list[float]] = {}
     start, best, best_epoch, bad = 0, float("inf"), 0, 0
     best_state = None
-    state = _load_state(state_path, key)
+    state = load_state(state_path, key)
     if state is not None:
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
@@ -173,7 +174,7 @@ def train_ce(variant: Variant, f: PixelClassifier, x_train: torch.Tensor, x_val:
         bar.set_postfix(val=f"{means['val_loss']:.4f}", best=best_epoch)
         if on_epoch is not None:
             on_epoch(epoch, means)
-        _save_state(state_path, {"key": key, "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
+        save_state(state_path, {"key": key, "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
                                  "opt_d": opt_d.state_dict(), "scheds": [s.state_dict() for s in scheds],
                                  "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "curves": curves,
                                  "epoch": epoch + 1, "best": best, "best_epoch": best_epoch, "bad": bad,

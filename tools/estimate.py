@@ -29,9 +29,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from actmatch.classifiers.registry import get_spec
-from actmatch.config import load_params
+from actmatch.check import check_file as load_params
 from actmatch.explainer.unet import UNet
-from actmatch.io import write_json
+from actmatch.core.io import write_json
 
 __all__ = ["forward_flops", "activation_bytes", "estimate", "main"]
 

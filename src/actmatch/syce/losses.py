@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from actmatch.classifiers.pixel import PixelClassifier
+
 __all__ = ["CEWeights", "reconstruction", "classification", "generator_terms", "weighted", "critic_loss",
            "gradient_penalty", "explanation", "targets", "match_reals", "PixelClassifier", "Variant"]
 
@@ -58,19 +60,6 @@ class CEWeights:
     cls_cycle: float
     gan: float
     gp: float
-
-
-class PixelClassifier(nn.Module):
-    """The frozen classifier on pixel-space [0, 1] images: normalizes, then calls it."""
-
-    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean) / self.std)
 
 
 def reconstruction(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

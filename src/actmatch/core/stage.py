@@ -1,0 +1,77 @@
+"""What every stage script shares (style.md: a stage is wiring): its argument parser, the run lookup
+that names the known runs, the dvclive epoch callback, and :func:`run_stage`, which sets up logging,
+loads plugins, checks params.yaml as a whole, runs the stage and turns a known error into one clear
+line and exit code 2 (a message that names the problem, no traceback noise)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from actmatch.core.errors import ActmatchError
+from actmatch.core.plugins import load_plugins
+
+__all__ = ["run_stage", "stage_parser", "lookup", "epoch_logger", "WHOLE_FILE_CHECK"]
+
+_KNOWN = (ActmatchError, FileNotFoundError, KeyError, ValueError)
+# The whole-file params check, imported by name: it sits above every stage's own code and is not a
+# DVC dependency of any stage (it can refuse a params file, never change an output); see actmatch.check.
+WHOLE_FILE_CHECK = "actmatch.check:check_file"
+T = TypeVar("T")
+
+
+def stage_parser(doc: str | None, *required: str, progress: bool = True) -> argparse.ArgumentParser:
+    """An argument parser with the stage's required ``--flags``, ``--params`` and ``--no-progress``."""
+    ap = argparse.ArgumentParser(description=doc)
+    for flag in required:
+        ap.add_argument(flag, required=True)
+    ap.add_argument("--params", default="params.yaml")
+    if progress:
+        ap.add_argument("--no-progress", action="store_true", help="no progress bars (DVC runs)")
+    return ap
+
+
+def lookup(mapping: Mapping[str, T], key: str, where: str) -> T:
+    """``mapping[key]``, or a KeyError naming ``where`` and the known keys."""
+    if key not in mapping:
+        raise KeyError(f"{where} has no {key!r}; known: {sorted(mapping)}")
+    return mapping[key]
+
+
+def epoch_logger(live: Any, prefix: str) -> Callable[[int, dict[str, float]], None]:
+    """An ``on_epoch(epoch, means)`` callback that logs ``<prefix>/<name>`` to a dvclive ``Live`` and steps."""
+    def on_epoch(epoch: int, means: dict[str, float]) -> None:
+        for k, v in means.items():
+            live.log_metric(f"{prefix}/{k}", v)
+        live.next_step()
+    return on_epoch
+
+
+def _check_params(argv: Sequence[str] | None) -> None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--params", default="params.yaml")
+    args, _ = pre.parse_known_args(argv)
+    module, func = WHOLE_FILE_CHECK.split(":")
+    getattr(importlib.import_module(module), func)(args.params)
+
+
+def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None,
+              check: bool = True) -> int:
+    """Run a stage's ``main``; known errors print ``error: ...`` on stderr and return 2. With ``check``
+    the whole params file is checked first (stages that read no params pass ``check=False``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        load_plugins()  # ACTMATCH_PLUGINS: extra registry entries / mirrors (tests, labs)
+        if check:
+            _check_params(sys.argv[1:] if argv is None else argv)
+        main(argv)
+    except _KNOWN as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    return 0
