@@ -11,7 +11,7 @@ from pathlib import Path
 
 from actmatch.classifiers import load_classifier_dir
 from actmatch.config.base import read_params
-from actmatch.config.compute import compute, runtime
+from actmatch.config.compute import runtime
 from actmatch.config.explainer import explainer
 from actmatch.core.device import resolve_device
 from actmatch.core.stage import run_stage, stage_parser
@@ -23,8 +23,9 @@ from actmatch.explainer.train import Compute
 def main(argv: Sequence[str] | None = None) -> None:
     args = stage_parser(__doc__, "--run", "--classifier", "--data", "--out", "--live", "--metrics", "--state").parse_args(argv)
     raw = read_params(args.params)
-    ex, rt, cp = explainer(raw), runtime(raw), compute(raw)
+    ex, rt = explainer(raw), runtime(raw)
     run = ex.per_image_run(args.run)
+    cp = run.compute
     clf = load_classifier_dir(args.classifier)
     clf.model.to(resolve_device(rt.device))
     comp = Compute(cp.precision, cp.channels_last)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from actmatch.classifiers import load_classifier_dir
 from actmatch.config.base import read_params
-from actmatch.config.compute import compute, runtime
+from actmatch.config.compute import runtime
 from actmatch.config.explainer import explainer
 from actmatch.core import distributed
 from actmatch.core.device import resolve_device
@@ -28,8 +28,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = stage_parser(__doc__, "--amortized-run", "--classifier", "--data", "--out", "--live", "--metrics", "--state")
     args = ap.parse_args(argv)
     raw = read_params(args.params)
-    ex, rt, cp = explainer(raw), runtime(raw), compute(raw)
+    ex, rt = explainer(raw), runtime(raw)
     run = ex.amortized_run(args.amortized_run)
+    cp = run.compute
     dist_info, device = distributed.init_from_env(resolve_device(rt.device))  # torchrun: one rank per GPU
     clf = load_classifier_dir(args.classifier)
     clf.model.to(device)

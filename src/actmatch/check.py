@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from actmatch.config.ablation import AblationParams, variant_loss
 from actmatch.config.base import ParamsError, Strict, format_error, read_params
 from actmatch.config.classifiers import TrainClassifierParams
-from actmatch.config.compute import ComputeParams, LauncherParams, Runtime
+from actmatch.config.compute import LauncherParams, Runtime
 from actmatch.config.data import DatasetsParams, DownloadParams
 from actmatch.config.evaluate import EvaluateParams
 from actmatch.config.explainer import ExplainerParams
@@ -30,9 +30,8 @@ __all__ = ["Params", "parse_params", "check_params", "check_file"]
 
 
 class Params(Runtime):
-    """params.yaml as a whole."""
+    """params.yaml as a whole (the sections' schemas; names and the checks across sections come after)."""
 
-    compute: ComputeParams = ComputeParams()
     launcher: LauncherParams = LauncherParams()
     download: DownloadParams
     datasets: DatasetsParams
@@ -43,11 +42,6 @@ class Params(Runtime):
     report: ReportParams
     syce: SyceParams | None = None  # SyCE / CyCE; absent: no such stages
     glance: GlanceParams | None = None  # GLANCE reconstruction; absent: no such stages
-
-    @model_validator(mode="after")
-    def _across(self) -> "Params":
-        _check_across(self)
-        return self
 
 
 def _made(p: Params) -> set[str]:
@@ -178,6 +172,10 @@ def parse_params(data: Any, source: str = "params") -> Params:
     bad = _names(params)
     if bad:
         raise ParamsError("\n".join([f"{source}: {len(bad)} unknown name(s):", *bad]))
+    try:
+        _check_across(params)
+    except ValueError as err:
+        raise ParamsError(f"{source}: {err}") from None
     for c in params.ablation.classifiers:
         for d in params.ablation.datasets:
             for v in params.ablation.variants:

@@ -3,7 +3,8 @@
     actmatch profile paper        # merges profiles/paper.yaml into params.yaml, validated
     dvc repro                     # (or dvc exp run / --queue for grids)
 
-The overlay is merged key by key (mappings recursively; lists and scalars replaced), the result is
+Top-level keys starting with ``x-`` only hold YAML anchors the profile reuses and are dropped. The
+overlay is merged key by key (mappings recursively; lists and scalars replaced), the result is
 validated as a whole before params.yaml is touched, and the file is replaced atomically with its
 comments kept (ruamel round-trip). Applying a profile twice changes nothing; ``git checkout
 params.yaml`` returns to the offline default."""
@@ -69,6 +70,8 @@ def apply_profile(name: str, params: str | Path = "params.yaml", profiles_dir: s
     overlay = YAML(typ="safe", pure=True).load(src.read_text())
     if not isinstance(doc, CommentedMap) or not isinstance(overlay, dict):
         raise ParamsError(f"{params} and {src} must both be YAML mappings")
+    # top-level "x-" keys only hold YAML anchors for the rest of the profile (docker-compose's convention)
+    overlay = {k: v for k, v in overlay.items() if not str(k).startswith("x-")}
     merged = merge(doc, _flow_lists(overlay))
     buf = io.StringIO()
     rt.dump(merged, buf)

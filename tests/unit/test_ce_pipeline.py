@@ -17,7 +17,7 @@ from actmatch.classifiers.registry import Classifier, freeze
 from actmatch.classifiers.small import SMALL_TAPS, LeNet, build_small
 from actmatch.config.data import MnistPairParams
 from actmatch.config.base import ParamsError
-from actmatch.check import load_params, parse_params
+from actmatch.check import check_file as load_params, parse_params
 from actmatch.data import load_dataset
 from actmatch.data.pair import build_pair
 from actmatch.data.store import ImageDataset

@@ -13,7 +13,7 @@ import yaml
 from actmatch.classifiers.registry import Classifier, freeze
 from actmatch.classifiers.small import build_small
 from actmatch.config.base import ParamsError
-from actmatch.check import load_params, parse_params
+from actmatch.check import check_file as load_params, parse_params
 from actmatch.data import load_dataset
 from actmatch.data.store import ImageDataset
 from actmatch.evaluation import evaluate

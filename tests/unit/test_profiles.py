@@ -10,7 +10,7 @@ from actmatch import config, plugins
 from actmatch.classifiers.registry import CLASSIFIERS
 from actmatch.cli import main as cli
 from actmatch.config.base import ParamsError
-from actmatch.check import load_params, parse_params
+from actmatch.check import check_file as load_params, parse_params
 from actmatch.profiles import apply_profile, available, merge
 from tests.conftest import ROOT
 

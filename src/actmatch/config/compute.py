@@ -1,4 +1,4 @@
-"""Top-level keys of params.yaml: seeds, the device and the compute path (issue 6)."""
+"""Top-level keys of params.yaml (seeds, the device, the launcher) and the compute settings of a run."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pydantic import Field, field_validator
 
 from actmatch.config.base import Strict, unique, validate
 
-__all__ = ["ComputeParams", "LauncherParams", "Runtime", "runtime", "compute"]
+__all__ = ["ComputeParams", "LauncherParams", "Runtime", "runtime"]
 
 
 class ComputeParams(Strict):
-    """The GPU path. The defaults are the CPU path and change no number."""
+    """The GPU path of one explainer run (``explainer.*_runs.<key>.compute``). The defaults are the CPU
+    path and change no number."""
 
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast for the U-Net, classifier and loss
     channels_last: bool = False
@@ -57,7 +58,3 @@ def runtime(data: dict[str, Any]) -> Runtime:
     """The top-level ``seed``, ``data_seed``, ``seeds`` and ``device`` of a params mapping."""
     sub = {k: data[k] for k in Runtime.model_fields if k in data}
     return validate(Runtime, sub, source=data.get("_source", "params"))
-
-
-def compute(data: dict[str, Any]) -> ComputeParams:
-    return validate(ComputeParams, data, "compute") if "compute" in data else ComputeParams()

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from actmatch.config.base import PER_IMAGE_KEY, RUN_KEY, ParamsError, Strict, deep_merge, first_error, validate
+from actmatch.config.compute import ComputeParams
 
 __all__ = ["LossWeights", "LossConfig", "UNetParams", "StepsParams", "AmortizedParams", "ExplainerRun",
            "ExplainerParams", "resolve_preset", "explainer", "FILLS"]
@@ -92,6 +93,9 @@ class ExplainerRun(Strict):
     # regime's name in the tables; the masks go to results/explainers/<group>/<regime>
     group: str | None = Field(default=None, pattern=r"^[a-z0-9_]+-[a-z0-9_]+$")
     regime: str | None = Field(default=None, pattern=r"^per_image[a-z0-9_]*$")
+    # how this run computes (the GPU path: bf16, channels_last, loader workers, batched per-image U-Nets);
+    # per run, so a profile that moves some runs to a GPU does not rerun the others
+    compute: ComputeParams = ComputeParams()
 
     @model_validator(mode="after")
     def _finetune_needs_amortized(self) -> "ExplainerRun":

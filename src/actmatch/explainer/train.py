@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from actmatch.classifiers.registry import Classifier
 from actmatch.core import distributed
 from actmatch.config.explainer import AmortizedParams, LossConfig, StepsParams, UNetParams
-from actmatch.explainer.losses import ShardedGenerator
+from actmatch.explainer.losses import TERMS, ShardedGenerator
 from actmatch.explainer.objective import Reference, loss_terms, reference, weighted_total
 from actmatch.explainer.unet import UNet
 from actmatch.core.masks import fill_values, soft_mask
@@ -36,7 +36,7 @@ __all__ = ["MaskRun", "build_unet", "explain_per_image", "train_amortized", "pre
            "LossNotFiniteError", "Compute", "autocast"]
 
 log = logging.getLogger(__name__)
-LOGGED = ("total", "act", "ce", "kl", "area", "bin", "tv", "rob", "nec", "area_hard", "kept")
+LOGGED = ("total", *TERMS, "area_hard", "kept")  # every registered loss term, logged automatically
 
 
 @dataclass
