@@ -3,11 +3,13 @@ training helpers and checkpoint round trip."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from actmatch.classifiers import CLASSIFIERS, build_classifier, get_spec, load_classifier, load_trained
+from actmatch.classifiers import CLASSIFIERS, Classifier, build_classifier, get_spec, load_classifier, load_trained
 from actmatch.classifiers.registry import fetch_weights
 from actmatch.classifiers.small import SMALL_TAPS, build_small
 from actmatch.classifiers.train import random_shift, save_trained
@@ -29,13 +31,20 @@ def test_registry_entries_and_pins():
         get_spec("resnet19")
 
 
+CAM_LAYERS = {"efficientnet_lite0": "_conv_head", "resnet18": "layer4", "efficientnet_b0": "features.8",
+              "mobilenet_v3_large": "features.16", "vit_b_16": None}
+
+
 @pytest.mark.parametrize("name", IMAGENET)
-def test_architecture_taps_resolve_and_fire_once(name):
+def test_architecture_taps_resolve_and_fire_once_and_cam_layer_is_the_last_conv(name):
     clf = build_classifier(name)
     x = torch.zeros(1, 3, 224, 224)
     calls: dict[str, int] = {}
     handles = [clf.model.get_submodule(t).register_forward_hook(
         lambda m, i, o, t=t: calls.__setitem__(t, calls.get(t, 0) + 1)) for t in clf.taps]
+    convs: list[str] = []  # every Conv2d in the order it runs
+    handles += [m.register_forward_hook(lambda m, i, o, n=n: convs.append(n))
+                for n, m in clf.model.named_modules() if isinstance(m, torch.nn.Conv2d)]
     try:
         out = clf(x)
     finally:
@@ -44,6 +53,9 @@ def test_architecture_taps_resolve_and_fire_once(name):
     assert out.shape == (1, 1000)
     assert calls == {t: 1 for t in clf.taps}  # block outputs, never a shared activation module
     assert not any(p.requires_grad for p in clf.model.parameters()) and not clf.model.training
+    assert clf.cam_layer == CAM_LAYERS[name] == get_spec(name).cam_layer and clf.resize == "crop"
+    if clf.cam_layer is not None:  # Grad-CAM reads the last conv layer: no convolution runs after it
+        assert convs[-1] == clf.cam_layer or convs[-1].startswith(clf.cam_layer + "."), (name, convs[-1])
 
 
 def test_shared_relu_would_fire_twice():
@@ -72,14 +84,61 @@ def test_preprocess_resizes_normalizes_and_converts_channels():
         clf.preprocess(np.zeros((10, 10, 3), np.float32))
 
 
-def test_efficientnet_lite0_real_weights_label_chelsea(tmp_path):
+def _two_edges(h: int = 300, w: int = 450) -> np.ndarray:
+    """uint8 (h, w, 3): red 255 from column w/3 on, green 255 from row h/10 on, blue 0."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, w // 3:, 0] = 255
+    img[h // 10:, :, 1] = 255
+    return img
+
+
+def test_crop_and_stretch_put_a_known_pattern_where_each_resize_says():
+    crop = build_classifier("resnet18")                       # ImageNet entries crop
+    stretch = dataclasses.replace(crop, resize="stretch")
+    assert crop.resize == "crop" and Classifier("t", crop.model, 8, 3, (0.0,), (1.0,), (), []).resize == "stretch"
+    img = _two_edges()                                         # 300 × 450: red edge at x = 150, green at y = 30
+    for clf, red_x, green_y in ((crop, 150 * 384 / 450 - 80, 30 * 256 / 300 - 16),   # 256 × 384, crop from (80, 16)
+                                (stretch, 150 * 224 / 450, 30 * 224 / 300)):        # 224 × 224 of the whole image
+        x = clf.preprocess(img) * torch.tensor(clf.std).view(3, 1, 1) + torch.tensor(clf.mean).view(3, 1, 1)
+        red, green = x[0, 112], x[1, :, 112]
+        assert red[: int(red_x) - 2].max() < 0.01 and red[int(red_x) + 3:].min() > 0.99, clf.resize
+        assert green[: int(green_y) - 2].max() < 0.01 and green[int(green_y) + 3:].min() > 0.99, clf.resize
+        assert 0.2 < red[int(red_x) - 1: int(red_x) + 2].mean() < 0.8        # the edge itself
+    assert crop.input_region(300, 450) == pytest.approx((80 * 450 / 384, 16 * 300 / 256, 304 * 450 / 384, 240 * 300 / 256))
+    assert stretch.input_region(300, 450) == (0.0, 0.0, 450.0, 300.0)
+
+
+def test_crop_equals_torchvision_imagenet1k_v1_transforms():
+    from torchvision.models import ResNet18_Weights
+    clf = build_classifier("resnet18")
+    rng = np.random.default_rng(0)
+    for shape in [(300, 451, 3), (451, 300, 3), (224, 224, 3)]:
+        img = rng.integers(0, 256, shape, dtype=np.uint8)
+        ref = ResNet18_Weights.IMAGENET1K_V1.transforms()(torch.from_numpy(img).permute(2, 0, 1).float() / 255.0)
+        torch.testing.assert_close(clf.preprocess(img), ref, rtol=0, atol=1e-5)
+
+
+def test_unknown_resize_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="unknown resize 'pad'; allowed: crop, stretch"):
+        dataclasses.replace(get_spec("resnet18"), resize="pad")
+    with pytest.raises(ValueError, match="unknown resize 'pad'"):
+        Classifier("t", torch.nn.Identity(), 8, 1, (0.0,), (1.0,), (), [], resize="pad")
+
+
+def test_efficientnet_lite0_real_weights_label_the_photos(tmp_path):
+    """Centre crop (the default): coffee is an espresso (0.95); chelsea's centre crop is a cat between
+    "tiger cat" and "Egyptian cat" (≈ 0.38 each). Stretched, the whole chelsea photo is an Egyptian cat (0.79)."""
     import skimage.data
     path = fetch_weights("efficientnet_lite0", tmp_path / "lite0.pth")
     clf = load_classifier("efficientnet_lite0", path)
+    assert clf.resize == "crop" and clf.cam_layer == "_conv_head"
     with torch.no_grad():
-        p = clf(clf.preprocess(skimage.data.chelsea())[None]).softmax(1)[0]
-    assert clf.class_names[int(p.argmax())] == "Egyptian cat"
-    assert 0.7 < float(p.max()) < 0.85
+        p = clf(torch.stack([clf.preprocess(skimage.data.coffee()), clf.preprocess(skimage.data.chelsea())])).softmax(1)
+        ps = dataclasses.replace(clf, resize="stretch")
+        q = ps(ps.preprocess(skimage.data.chelsea())[None]).softmax(1)[0]
+    assert clf.class_names[int(p[0].argmax())] == "espresso" and 0.9 < float(p[0].max()) < 0.98
+    assert {clf.class_names[int(i)] for i in p[1].topk(3).indices} == {"tiger cat", "Egyptian cat", "tabby"}
+    assert clf.class_names[int(q.argmax())] == "Egyptian cat" and 0.7 < float(q.max()) < 0.85
 
 
 def test_load_classifier_rejects_foreign_weights(tmp_path):

@@ -156,7 +156,7 @@ def test_glance_maps_are_scored_like_baselines_at_our_area(tmp_path, monkeypatch
     theirs = per_image[per_image.method == "glance"].set_index("id")
     assert sorted(theirs.index) == sorted(ids)
     np.testing.assert_allclose(theirs["area"], ours.loc[theirs.index, "area"], atol=1 / 64 / 2)
-    assert metrics["methods"]["glance"]["kept"]["n"] == 4 and "glance" in cost
+    assert metrics["methods"]["glance"]["metrics"]["kept"]["n"] == 4 and "glance" in cost
 
 
 def test_glance_params_errors_name_the_key():

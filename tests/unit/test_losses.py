@@ -7,12 +7,14 @@ import math
 
 import pytest
 import torch
+from pydantic import Field
 from torch import nn
 
 from actmatch.classifiers.registry import freeze
-from actmatch.config.explainer import LossConfig
+from actmatch.config.explainer import LossConfig, LossWeights
 from actmatch.explainer import losses as L
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
+from actmatch.explainer.train import LOGGED
 from actmatch.classifiers.taps import tapped
 from actmatch.explainer.unet import UNet
 from actmatch.core.masks import apply_mask, fill_values, hard_mask, soft_mask
@@ -46,7 +48,12 @@ def test_activation_distances_by_hand():
     assert L.activation_distance(a_x, a_e, "cosine").item() == pytest.approx(0.5)
     c1 = torch.tensor([[[[1.0, 3.0]]]])  # one channel over two positions: z-score (-1, 1)
     assert L.activation_distance(c1, c1 * 2 + 5, "zmse").item() == pytest.approx(0.0, abs=1e-6)
-    assert L.activation_distance(c1, torch.tensor([[[[3.0, 1.0]]]]), "zmse").item() == pytest.approx(4.0, rel=1e-4)
+    # unbiased std (the authors'): sqrt(2), so z = (-1, 1)/sqrt(2) against (1, -1)/sqrt(2): mean sq. diff 2
+    assert L.activation_distance(c1, torch.tensor([[[[3.0, 1.0]]]]), "zmse").item() == pytest.approx(2.0, rel=1e-4)
+    # one position (a vector tap, or a 1x1 map): z-score over channels, (-1, 0, 1) against (1, 0, -1)
+    v = torch.tensor([[1.0, 2.0, 3.0]])
+    assert L.activation_distance(v, v.flip(1), "zmse").item() == pytest.approx(8 / 3, rel=1e-4)
+    assert L.activation_distance(v[..., None, None], v.flip(1)[..., None, None], "zmse").item() == pytest.approx(8 / 3, rel=1e-4)
     tx = torch.tensor([[[0.0, 0.0]]])  # tokens (B=1, N=1, C=2)
     te = torch.tensor([[[0.0, math.log(3.0)]]])
     kl = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
@@ -77,6 +84,29 @@ def test_rob_backgrounds_and_fills():
         fill_values(x, "gray", (0,), (1,))
 
 
+def test_area_target_ranking_constraint_by_hand():
+    q = torch.tensor([[[[0.2, 0.9], [0.6, 0.1]]], [[[0.0, 1.0], [0.5, 0.5]]]])  # (2, 1, 2, 2)
+    assert L.area_loss(q).tolist() == pytest.approx([0.45, 0.5])  # None: the paper's mean(p)
+    # sorted (0.1, 0.2, 0.6, 0.9) against r_a with round(4a) ones at the end
+    assert L.area_loss(q[:1], 0.25).item() == pytest.approx((0.1**2 + 0.2**2 + 0.6**2 + 0.1**2) / 4)  # (0,0,0,1)
+    assert L.area_loss(q[:1], 0.5).item() == pytest.approx((0.1**2 + 0.2**2 + 0.4**2 + 0.1**2) / 4)  # (0,0,1,1)
+    assert L.area_loss(q[:1], 0.75).item() == pytest.approx((0.1**2 + 0.8**2 + 0.4**2 + 0.1**2) / 4)  # (0,1,1,1)
+    assert L.area_loss(q, 0.5).tolist() == pytest.approx([0.055, 0.125])  # per image
+    assert L.area_loss(torch.tensor([[[[0.0, 0.0, 1.0, 0.0]]]]), 0.25).item() == 0.0  # a mask of that area
+
+
+def test_rob_fill_background_is_the_baseline_and_draws_nothing():
+    x, base = torch.randn(2, 3, 4, 4), torch.full((2, 3, 4, 4), -0.7)
+    fill, gauss, unif = L.rob_backgrounds(x, ["fill", "gaussian", "uniform"], torch.Generator().manual_seed(0), base)
+    _, gauss0, unif0 = L.rob_backgrounds(x, ["zero", "gaussian", "uniform"], torch.Generator().manual_seed(0))
+    assert torch.equal(fill, base) and torch.equal(gauss, gauss0) and torch.equal(unif, unif0)
+    assert torch.equal(gauss, torch.randn(x.shape, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="needs the run's fill values"):
+        L.rob_backgrounds(x, ["fill"], None)
+    with pytest.raises(ValueError, match="allowed: fill, zero, gaussian, uniform"):
+        L.rob_backgrounds(x, ["pink"], None, base)
+
+
 def test_hard_mask_ste():
     p = torch.tensor([0.2, 0.7], requires_grad=True)
     m = hard_mask(p, ste=True)
@@ -93,7 +123,13 @@ def test_unet_shapes_and_initial_area():
     x = torch.randn(2, 3, 30, 27)  # not a multiple of 4: padded and cropped back
     p = soft_mask(net(x))
     assert p.shape == (2, 1, 30, 27) and 0.05 < p.mean().item() < 0.2
-    assert UNet(1, widths=(8,), bottleneck=8).head.bias.item() == pytest.approx(0.0)
+    assert UNet(1, widths=(8,), bottleneck=8, init_area=0.5).head.bias.item() == 0.0  # logit(0.5)
+    # None: PyTorch's random default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in 8 (the authors')
+    biases = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        biases.append(UNet(1, widths=(8,), bottleneck=8, init_area=None).head.bias.item())
+    assert all(0.0 < abs(b) <= 1 / math.sqrt(8) for b in biases) and biases[0] != biases[1]
 
 
 class Toy(nn.Module):
@@ -159,3 +195,89 @@ def test_reference_is_one_forward_with_taps_removed(setup):
     with pytest.raises(KeyError, match="tap 'block9' is not a submodule"):
         with tapped(clf, ["block9"]):
             raise AssertionError("tapped() should have refused the unknown tap")
+
+
+def test_registry_matches_loss_weights_and_logged():
+    assert list(L.TERMS) == list(LossWeights.model_fields)  # both directions, same order
+    assert LOGGED == ("total", *L.TERMS, "area_hard", "kept")
+
+
+WEIGHTS = dict(act=2, ce=3, kl=5, area=7, bin=11, tv=13, rob=17, nec=19)  # distinct: a swapped weight fails
+
+
+def test_loss_terms_and_total_equal_the_sum_by_hand(setup):
+    clf, _, x, _ = setup
+    with torch.no_grad():
+        clf.head[2].weight.mul_(40.0)  # logits that move with the mask: no term is ~0
+    x = x + torch.linspace(0, 1, 8)  # asymmetric input
+    ref = reference(clf, ("block1", "block2"), x)
+    p = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    base = torch.full_like(x, -0.3)
+    cfg = _cfg(**WEIGHTS).model_copy(update={"rob_backgrounds": ["fill", "gaussian", "uniform"],
+                                             "act_distance": "zmse", "nec_margin": 5.0})
+    terms = loss_terms(clf, ("block1", "block2"), x, ref, p, cfg, base, torch.Generator().manual_seed(0))
+    m = hard_mask(p)
+    e = apply_mask(x, m, base)
+    with tapped(clf, ["block1", "block2"]) as t:
+        z_e = clf(e)
+        acts = t.ordered()
+    g = torch.Generator().manual_seed(0)
+    bgs = [base, torch.randn(x.shape, generator=g), torch.rand(x.shape, generator=g) * 2 - 1]
+    hand = {
+        "act": 1 * L.activation_distance(ref.acts[0], acts[0], "zmse") + 2 * L.activation_distance(ref.acts[1], acts[1], "zmse"),
+        "ce": L.ce_loss(z_e, ref.label), "kl": L.tempered_kl(ref.logits, z_e, 2.0), "area": p.mean(dim=(1, 2, 3)),
+        "bin": L.bin_loss(p), "tv": L.tv_loss(p, 8),
+        "rob": sum(L.tempered_kl(ref.logits, clf(apply_mask(x, m, r)), 2.0) for r in bgs) / 3,
+        "nec": L.nec_loss(ref.logits, clf(apply_mask(x, 1 - m, base)), ref.label, 5.0),
+    }
+    assert set(terms) == set(hand) | {"area_hard", "kept"}
+    for name, value in hand.items():
+        torch.testing.assert_close(terms[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    assert len({round(v.sum().item(), 4) for v in hand.values()}) == len(hand)  # distinct values
+    by_hand = sum(WEIGHTS[n] * hand[n] for n in hand)
+    torch.testing.assert_close(weighted_total(terms, cfg), by_hand, rtol=1e-5, atol=1e-5)
+    off = cfg.model_copy(update={"weights": LossWeights(**(WEIGHTS | {"act": 0, "rob": 0}))})
+    assert set(loss_terms(clf, ("block1", "block2"), x, ref, p, off, base)) == set(hand) - {"act", "rob"} | {
+        "area_hard", "kept"}
+
+
+class ToyWeights(LossWeights):
+    toy: float = Field(default=0.0, ge=0)
+
+
+class ToyConfig(LossConfig):
+    weights: ToyWeights
+
+
+def test_a_registered_term_is_computed_batched_and_summed(setup, monkeypatch):
+    clf, _, x, ref = setup
+    monkeypatch.setattr(L, "TERMS", dict(L.TERMS))  # the registration is undone after the test
+    seen = {}
+
+    def toy_inputs(ctx):
+        return [ctx.x, -ctx.x]  # classified after e, rob and nec, in registry order
+
+    @L.term("toy", inputs=toy_inputs)
+    def toy(ctx, z):
+        seen["z"] = z
+        return z[0].gather(1, ctx.ref.label[:, None])[:, 0] - z[1][:, 0]
+
+    assert list(L.TERMS)[-1] == "toy"
+    with pytest.raises(ValueError, match="already registered"):
+        L.term("toy")(toy)
+    p = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    base = torch.zeros_like(x)
+    with pytest.raises(KeyError, match="LossWeights has no field 'toy'"):
+        loss_terms(clf, ("block1", "block2"), x, ref, p, _cfg(ce=1), base)
+    w = ToyWeights(**WEIGHTS, toy=23)
+    cfg = ToyConfig(**(_cfg().model_dump() | {"weights": w.model_dump()}))
+    terms = loss_terms(clf, ("block1", "block2"), x, ref, p, cfg, base, torch.Generator().manual_seed(0))
+    want = ref.logits.gather(1, ref.label[:, None])[:, 0] - clf(-x)[:, 0]
+    torch.testing.assert_close(terms["toy"], want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(seen["z"][0], ref.logits, rtol=1e-5, atol=1e-5)
+    without = loss_terms(clf, ("block1", "block2"), x, ref, p, cfg.model_copy(update={"weights": w.model_copy(
+        update={"toy": 0.0})}), base, torch.Generator().manual_seed(0))
+    assert "toy" not in without
+    for name in WEIGHTS:  # the other terms are untouched by the extra inputs
+        torch.testing.assert_close(terms[name], without[name], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weighted_total(terms, cfg), weighted_total(without, cfg) + 23 * terms["toy"])

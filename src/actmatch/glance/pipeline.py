@@ -42,6 +42,7 @@ from actmatch.classifiers.pixel import PixelClassifier, pixel_classifier, pixel_
 from actmatch.maps import StoredMaps
 from actmatch.classifiers.registry import Classifier
 from actmatch.config.glance import GlanceParams, GlanceRun
+from actmatch.core.sampling import stratified_sample
 from actmatch.data.store import ImageDataset
 from actmatch.classifiers.taps import tapped
 from actmatch.glance import local as L

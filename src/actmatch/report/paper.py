@@ -3,7 +3,8 @@
 Every function takes arrays or frames already loaded and returns a matplotlib Figure; loading
 from ``results/`` is in :mod:`actmatch.report.build`. Figure 1: original / mask / explanation
 triplets captioned with area and p_x → p_e. Figure 2: one image under a loss-weight sweep, from
-the whole object to a few pixels. Figure 3: area against label kept for every method and variant.
+the whole object to a few pixels. Figure 3: area against label kept for every method and variant
+(error bars: min–max over seeds).
 SyCE / CyCE figure: input, similar, adversarial image and explanation map per example.
 """
 
@@ -84,7 +85,9 @@ def sweep_figure(image: np.ndarray, rows: dict[str, Sequence[tuple[str, np.ndarr
 
 def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
     """Mean hard-mask area against label kept (columns ``panel``, ``name``, ``kind``, ``area``,
-    ``kept``), one panel per ``panel`` value; ``kind`` colours ours / baseline / control / variant."""
+    ``kept``), one panel per ``panel`` value; ``kind`` colours ours / baseline / control / variant.
+    With ``area_min``, ``area_max``, ``kept_min``, ``kept_max`` (the spread over seeds) each point gets
+    min–max error bars (zero length for a single run)."""
     if points.empty:
         raise ValueError("tradeoff_figure needs at least one point")
     panels = list(dict.fromkeys(points["panel"]))
@@ -92,7 +95,11 @@ def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
     palette = {"ours": "C3", "baseline": "C0", "SyCE/CyCE": "C1", "GLANCE": "C4", "control": "0.5", "variant": "C2"}
     for ax, panel in zip(axes[0], panels):
         d = points[points["panel"] == panel]
-        sns.scatterplot(data=d, x="area", y="kept", hue="kind", palette=palette, ax=ax, s=30,
+        if {"area_min", "area_max", "kept_min", "kept_max"} <= set(d.columns):
+            ax.errorbar(d["area"], d["kept"], xerr=[d["area"] - d["area_min"], d["area_max"] - d["area"]],
+                        yerr=[d["kept"] - d["kept_min"], d["kept_max"] - d["kept"]], fmt="none", ecolor="0.65",
+                        elinewidth=0.8, capsize=1.5, zorder=1)
+        sns.scatterplot(data=d, x="area", y="kept", hue="kind", palette=palette, ax=ax, s=30, zorder=2,
                         hue_order=[k for k in palette if k in set(d["kind"])])
         for _, r in d.iterrows():
             ax.annotate(r["name"], (r["area"], r["kept"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
@@ -100,7 +107,8 @@ def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_xlabel("mean area of the hard mask")
         ax.set_ylabel("top-1 kept")
         ax.set_ylim(-0.03, 1.05)
-        ax.set_xlim(0.0, max(0.05, 1.15 * float(d["area"].max())))  # from 0: areas are compared across panels
+        right = d["area_max"] if "area_max" in d else d["area"]
+        ax.set_xlim(0.0, max(0.05, 1.15 * float(right.max())))  # from 0: areas are compared across panels
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -1,9 +1,13 @@
 """Tables built from ``results/`` only (method.md §5), as DataFrames rendered to Markdown and LaTeX.
 
-Table 1 (main results): methods × metrics, each cell ``mean [lo, hi]`` (95 % bootstrap interval),
-with n and ms per explanation. Table 2 (ablations): variants × metrics, the difference from the
-base variant and a paired two-sided Wilcoxon signed-rank p-value over the images both were
-scored on (scipy).
+Table 1 (main results, one per evaluated group): methods × metrics from ``results/metrics/<group>.json``.
+A cell is the mean over the method's non-collapsed seeds of each seed's mean over images, ``± sd
+(min–max)`` across those seeds, then ``[lo, hi]``, the 95 % bootstrap interval over images of the
+per-image means over seeds; a method with one run (the baselines, or one seed) shows ``mean [lo, hi]``.
+Beside ``kept``: the confidence retention p_ratio = p_e(y) / p_x(y) (median and share ≥ 0.5 over every
+(non-collapsed seed, image) pair of ``per_image.csv``) and a flag where the label is kept on most
+images but with under a tenth of its confidence. A method whose every seed collapsed shows
+"collapsed", never a number. Table 2 (ablations) is in :mod:`actmatch.report.ablations`.
 """
 
 from __future__ import annotations
@@ -12,46 +16,128 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tabulate import tabulate
 
-__all__ = ["MAIN_COLUMNS", "ABLATION_COLUMNS", "CE_COLUMNS", "main_table", "ablation_table", "ce_table", "glance_table",
+__all__ = ["MAIN_COLUMNS", "SYCE_COLUMNS", "KEPT_HIGH", "LOW_RATIO", "main_table", "ratio_stats", "method_label",
+           "ordered", "seed_cell", "spread_cell", "live_seeds", "headline_table", "syce_table", "glance_table",
            "to_markdown", "to_latex"]
 
-# metric key → column title, in table order
+# metric key → column title, in table order (after kept and the p_ratio columns)
 MAIN_COLUMNS: dict[str, str] = {"kept": "top-1 kept", "area": "area", "flip": "compl. flip",
                                 "insertion_auc": "ins. AUC", "deletion_auc": "del. AUC", "act_sim": "act. sim.",
                                 "p_star": "p*", "pointing": "pointing", "iou": "IoU"}
-ABLATION_COLUMNS: tuple[str, ...] = ("kept", "area", "flip", "act_sim", "insertion_auc", "deletion_auc")
-# our regimes first, then the baselines, then the controls; unknown names keep their order after these
-METHOD_ORDER = ("ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_paper", "syce", "cyce",
-                "syce_10class", "cyce_10class", "glance", "integrated_gradients",
-                "occlusion", "extremal", "rise", "gradcam", "gradcam_pp", "random", "centre")
+DIGITS = {"area": 3}  # areas near the paper's 2–5 % need a third decimal
+KEPT_HIGH = 0.9       # the flag: kept on at least this share of images ...
+LOW_RATIO = 0.1       # ... but p_ratio below this on more than half of the (seed, image) pairs
+FLAG = "⚠ kept, p_ratio < 0.1"
+COLLAPSED = "collapsed"
+# our regimes first (each selected row followed by its last-mask row), then the other frameworks, the
+# baselines, the controls; unknown names keep their order after these
+METHOD_ORDER = ("ours:amortized", "ours:finetune", "ours:finetune_last", "ours:per_image", "ours:per_image_last",
+                "ours:per_image_paper", "syce", "cyce", "syce_10class", "cyce_10class", "glance",
+                "integrated_gradients", "occlusion", "extremal", "rise", "gradcam", "gradcam_pp", "random", "centre")
+CONTROLS = ("random", "centre")
 
 
-def _cell(s: dict[str, float], digits: int) -> str:
-    if s["n"] == 0 or not np.isfinite(s["mean"]):
+def _f(x: float, digits: int, sign: bool = False) -> str:
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _num(x: float, digits: int = 2) -> str:
+    return _f(x, digits) if np.isfinite(x) else "–"
+
+
+def live_seeds(entry: dict) -> int:
+    """Seeds that count: run minus collapsed."""
+    return int(entry.get("seeds", 1)) - len(entry.get("collapsed", []))
+
+
+def seed_cell(s: dict[str, float], seeds: int, digits: int = 2) -> str:
+    """``mean ± sd (min–max) [lo, hi]`` (``mean [lo, hi]`` with one seed); "–" without finite values."""
+    if not s or s.get("n", 0) == 0 or not np.isfinite(s["mean"]):
         return "–"
-    return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
+    out = _f(s["mean"], digits)
+    if seeds > 1:
+        out += f" ± {_f(s['sd'], digits)} ({_f(s['min'], digits)}–{_f(s['max'], digits)})"
+    return out + f" [{_f(s['lo'], digits)}, {_f(s['hi'], digits)}]"
 
 
-def _ordered(names: Sequence[str]) -> list[str]:
+def spread_cell(mean: float, sd: float, seeds: int, digits: int = 2, sign: bool = False) -> str:
+    """``mean ± sd`` across seeds (``mean`` alone with one seed); "–" when not finite."""
+    if not np.isfinite(mean):
+        return "–"
+    return _f(mean, digits, sign) + (f" ± {_f(sd, digits)}" if seeds > 1 and np.isfinite(sd) else "")
+
+
+def ordered(names: Sequence[str]) -> list[str]:
+    """Table order: :data:`METHOD_ORDER`, unknown names after in their given order, and every ``X_last``
+    right after ``X`` (the selected row and what selection buys side by side)."""
+    names = list(names)
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted(names, key=lambda m: (rank.get(m, len(rank)), list(names).index(m)))
+    out = sorted(names, key=lambda m: (rank.get(m, len(rank)), names.index(m)))
+    for m in [m for m in out if m.endswith("_last") and m.removesuffix("_last") in out]:
+        out.remove(m)
+        out.insert(out.index(m.removesuffix("_last")) + 1, m)
+    return out
 
 
-def main_table(metrics: dict, cost: dict | None = None, columns: dict[str, str] = MAIN_COLUMNS,
-               digits: int = 2) -> pd.DataFrame:
-    """One row per method from an evaluate metrics file (``{"methods": {m: {metric: mean_ci}}}``)
-    and its cost (``{m: {"ms_per_explanation": ...}}``); metrics no method has (pointing without
-    boxes) are left out, a metric one method lacks is "–"."""
+def method_label(name: str, methods: dict[str, dict]) -> str:
+    """The method's name, marked "(selected on kept)" or, for the last mask of such a row, "(last mask)"."""
+    if methods[name].get("selected_on_kept"):
+        return f"{name} (selected on kept)"
+    base = name.removesuffix("_last")
+    if name != base and methods.get(base, {}).get("selected_on_kept"):
+        return f"{name} (last mask)"
+    return name
+
+
+def ratio_stats(per_image: pd.DataFrame | None, method: str, collapsed: Sequence[int] = ()) -> dict[str, float]:
+    """p_ratio over every (seed, image) pair of ``method`` whose seed did not collapse: ``median``,
+    ``share_half`` (share ≥ 0.5), ``share_low`` (share < :data:`LOW_RATIO`) and ``n`` pairs."""
+    nan = {"median": float("nan"), "share_half": float("nan"), "share_low": float("nan"), "n": 0}
+    if per_image is None or "p_ratio" not in per_image:
+        return nan
+    d = per_image[per_image["method"] == method]
+    if "seed" in d:
+        d = d[~d["seed"].isin(list(collapsed))]
+    r = d["p_ratio"].to_numpy(np.float64)
+    r = r[np.isfinite(r)]
+    if not len(r):
+        return nan
+    return {"median": float(np.median(r)), "share_half": float(np.mean(r >= 0.5)),
+            "share_low": float(np.mean(r < LOW_RATIO)), "n": int(len(r))}
+
+
+def _n_images(entry: dict, per_image: pd.DataFrame | None, name: str) -> int:
+    if per_image is not None and "id" in per_image:
+        return int(per_image.loc[per_image["method"] == name, "id"].nunique())
+    return max([int(v["n"]) for v in entry["metrics"].values()] or [0])
+
+
+def main_table(metrics: dict, cost: dict | None = None, per_image: pd.DataFrame | None = None,
+               columns: dict[str, str] = MAIN_COLUMNS) -> pd.DataFrame:
+    """Table 1: one row per method of an evaluate metrics file (``{"methods": {m: {"seeds", "collapsed",
+    "selected_on_kept", "metrics": {metric: {mean, lo, hi, n, sd, min, max}}}}}``), its cost
+    (``{m: {"ms_per_explanation"}}``) and its ``per_image.csv`` (for p_ratio). Metrics no method has
+    (pointing without boxes) are left out; a metric one method lacks is "–"."""
     methods = metrics["methods"]
-    present = [k for k in columns if any(k in v for v in methods.values())]
+    present = [k for k in columns if any(k in v["metrics"] for v in methods.values())]
     rows = []
-    for name in _ordered(list(methods)):
-        vals = methods[name]
-        row: dict[str, object] = {"method": name, "n": max(int(v["n"]) for v in vals.values())}
-        row.update({columns[k]: _cell(vals[k], digits) if k in vals else "–" for k in present})
+    for name in ordered(list(methods)):
+        e = methods[name]
+        seeds, dead = live_seeds(e), seeds_all_collapsed(e)
+        rs = ratio_stats(per_image, name, e.get("collapsed", []))
+        row: dict[str, object] = {"method": method_label(name, methods), "seeds": int(e.get("seeds", 1)),
+                                  "collapsed": len(e.get("collapsed", [])), "n": _n_images(e, per_image, name)}
+        for k in present:
+            cell = (COLLAPSED if dead else seed_cell(e["metrics"][k], seeds, DIGITS.get(k, 2))
+                    if k in e["metrics"] else "–")
+            row[columns[k]] = cell
+            if k == "kept":
+                row["p_ratio med."] = COLLAPSED if dead else _num(rs["median"])
+                row["p_ratio ≥ 0.5"] = COLLAPSED if dead else _num(rs["share_half"])
+                kept = e["metrics"].get("kept", {}).get("mean", float("nan"))
+                row["flag"] = FLAG if (not dead and kept >= KEPT_HIGH and rs["share_low"] > 0.5) else ""
         if cost is not None and name in cost:
             ms = cost[name]["ms_per_explanation"]
             row["ms / expl."] = f"{ms:.1f}" if ms < 100 else f"{ms:,.0f}"
@@ -59,41 +145,47 @@ def main_table(metrics: dict, cost: dict | None = None, columns: dict[str, str] 
     return pd.DataFrame(rows)
 
 
-def ablation_table(per_image: dict[str, pd.DataFrame], base: str,
-                   metrics: Sequence[str] = ABLATION_COLUMNS) -> pd.DataFrame:
-    """Variants × metrics from per-image tables (``id`` + metric columns): the mean over the images
-    shared with ``base``, the mean paired difference Δ and the Wilcoxon p-value (NaN for the base
-    itself, with fewer than 2 finite pairs, or when every paired difference is zero)."""
-    if base not in per_image:
-        raise KeyError(f"base variant {base!r} has no results; found {sorted(per_image)}")
-    ref = per_image[base].set_index("id")
+def seeds_all_collapsed(entry: dict) -> bool:
+    return int(entry.get("seeds", 1)) > 0 and live_seeds(entry) <= 0
+
+
+HEADLINE_METRICS = {"kept": "kept", "area": "area", "insertion_auc": "ins. AUC", "deletion_auc": "del. AUC"}
+
+
+def headline_table(metrics: dict, per_image: pd.DataFrame | None, baselines: int = 2,
+                   max_rows: int = 6) -> pd.DataFrame:
+    """The README's small table: our regimes (not their last-mask rows) and the ``baselines`` baselines
+    with the highest kept (then insertion AUC), as ``mean ± sd`` across seeds, p_ratio's median, seeds."""
+    methods = metrics["methods"]
+    ours = [m for m in ordered(list(methods)) if m.startswith("ours:") and not m.endswith("_last")]
+    others = [m for m in methods if not m.startswith("ours:") and m not in CONTROLS
+              and m not in ("glance",) and not m.startswith(("syce", "cyce"))]
+    score = lambda m: tuple(-methods[m]["metrics"].get(k, {}).get("mean", -1.0) for k in ("kept", "insertion_auc"))  # noqa: E731
+    best = sorted((m for m in others if not seeds_all_collapsed(methods[m])), key=score)[:baselines]
     rows = []
-    for name in [base] + sorted(k for k in per_image if k != base):
-        d = per_image[name].set_index("id")
-        common = d.index.intersection(ref.index)
-        row: dict[str, object] = {"variant": name, "n": len(common)}
-        for m in metrics:
-            a, b = d.loc[common, m].to_numpy(float), ref.loc[common, m].to_numpy(float)
-            diff = a - b
-            ok = np.isfinite(diff)
-            row[m] = float(np.nanmean(a)) if len(a) else float("nan")
-            row[f"Δ {m}"] = float(diff[ok].mean()) if ok.any() else float("nan")
-            if name == base or ok.sum() < 2 or np.all(diff[ok] == 0):
-                row[f"p {m}"] = float("nan")
-            else:
-                row[f"p {m}"] = float(stats.wilcoxon(a[ok], b[ok]).pvalue)
+    for name in (ours + best)[:max_rows]:
+        e = methods[name]
+        dead, k = seeds_all_collapsed(e), live_seeds(e)
+        row: dict[str, object] = {"method": method_label(name, methods), "seeds": int(e.get("seeds", 1))}
+        for key, title in HEADLINE_METRICS.items():
+            s = e["metrics"].get(key)
+            row[title] = COLLAPSED if dead else "–" if s is None else spread_cell(s["mean"], s["sd"], k,
+                                                                                   DIGITS.get(key, 2))
+            if key == "kept":
+                row["p_ratio med."] = COLLAPSED if dead else _num(ratio_stats(per_image, name,
+                                                                              e.get("collapsed", []))["median"])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-# SyCE / CyCE's own metrics (method.md §8.1), from results/ce/<run>.json
-CE_COLUMNS: dict[str, str] = {"flip": "flip", "hit_target": "hit target", "stable": "stable", "l1": "L1",
-                              "fd_adv": "FD adv.", "fd_stable": "FD similar", "js_adv": "JS adv.",
-                              "js_stable": "JS similar"}
+# SyCE / CyCE's own metrics (method.md §8.1), from results/syce/<run>.json
+SYCE_COLUMNS: dict[str, str] = {"flip": "flip", "hit_target": "hit target", "stable": "stable", "l1": "L1",
+                                "fd_adv": "FD adv.", "fd_stable": "FD similar", "js_adv": "JS adv.",
+                                "js_stable": "JS similar"}
 
 
-def ce_table(runs: dict[str, dict]) -> pd.DataFrame:
-    """One row per (run, method) from the train_ce metrics files ``{run: {"classifier", "dataset",
+def syce_table(runs: dict[str, dict]) -> pd.DataFrame:
+    """One row per (run, method) from the train_syce metrics files ``{run: {"classifier", "dataset",
     "num_classes", "methods": {method: {metric: value}}}}``: the authors' metrics of the generated
     images, the epochs (best / run) and the training minutes. ``setting`` says whose it is."""
     rows = []
@@ -102,7 +194,7 @@ def ce_table(runs: dict[str, dict]) -> pd.DataFrame:
             row: dict[str, object] = {"run": run, "method": m,
                                       "setting": "authors' (binary)" if d["num_classes"] == 2
                                       else f"ours ({d['num_classes']}-class ext.)", "n": int(v["n"])}
-            row.update({title: v.get(k, float("nan")) for k, title in CE_COLUMNS.items()})
+            row.update({title: v.get(k, float("nan")) for k, title in SYCE_COLUMNS.items()})
             row["epochs (best / run)"] = f"{v['best_epoch']} / {v['epochs_run']}"
             row["train min"] = v["train_minutes"]
             rows.append(row)
@@ -135,8 +227,15 @@ def _blank_nan(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype(object).where(df.notna(), None)
 
 
+def _escape_pipes(df: pd.DataFrame) -> pd.DataFrame:
+    """A "|" inside a header or cell (e.g. "CF median |δ|") would split a Markdown column."""
+    d = _blank_nan(df)
+    d.columns = [str(c).replace("|", "\\|") for c in d.columns]
+    return d.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
+
+
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    return tabulate(_blank_nan(df), headers="keys", tablefmt="github", showindex=False, floatfmt=floatfmt,
+    return tabulate(_escape_pipes(df), headers="keys", tablefmt="github", showindex=False, floatfmt=floatfmt,
                     missingval="–") + "\n"
 
 

@@ -65,7 +65,7 @@ def test_binary_lenet_outputs_zero_and_z_so_softmax_is_sigmoid():
 
 
 def _train_params(**over):
-    p = load_params("params.yaml").ce
+    p = load_params("params.yaml").syce
     return p, p.train.model_copy(update={"max_epochs": 2, "batch_size": 4, "g_widths": [4, 8], "d_widths": [4, 8],
                                          **over})
 
@@ -94,7 +94,7 @@ def test_one_variant_written_read_back_and_maps_reproduced(tmp_path, classes, na
 
 def test_maps_under_ce_are_scored_like_baselines_at_our_area(tmp_path, monkeypatch):
     clf, ds, regimes, cfg = _setup(tmp_path)  # toy 3-class classifier on 8 px images, ids i0..i5
-    folder = tmp_path / "group" / "ce" / "cyce"
+    folder = tmp_path / "group" / "syce" / "cyce"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(3)
     ids = ["i5", "i0", "i2", "i3", "i1"]  # i4 has no map: scored on the other five
@@ -109,28 +109,28 @@ def test_maps_under_ce_are_scored_like_baselines_at_our_area(tmp_path, monkeypat
     theirs = per_image[per_image.method == "cyce_3class"].set_index("id")
     assert sorted(theirs.index) == sorted(ids)
     np.testing.assert_allclose(theirs["area"], ours.loc[theirs.index, "area"], atol=1 / 64 / 2)
-    assert metrics["methods"]["cyce_3class"]["kept"]["n"] == 5 and "cyce_3class" in cost
+    assert metrics["methods"]["cyce_3class"]["metrics"]["kept"]["n"] == 5 and "cyce_3class" in cost
 
 
-def test_ce_params_errors_name_the_key(tmp_path):
+def test_syce_params_errors_name_the_key(tmp_path):
     raw = yaml.safe_load(open("params.yaml"))
-    raw["ce"]["runs"]["resnet-x"] = {"classifier": "mnist_cnn-mnist", "dataset": "mnist"}
-    with pytest.raises(ParamsError, match=r"ce.runs.resnet-x: not an explainer group"):
+    raw["syce"]["runs"]["resnet-x"] = {"classifier": "mnist_cnn-mnist", "dataset": "mnist"}
+    with pytest.raises(ParamsError, match=r"syce.runs.resnet-x: not an explainer group"):
         parse_params(raw)
     raw = yaml.safe_load(open("params.yaml"))
-    raw["ce"]["vae"]["datasets"] = ["mnist"]
-    with pytest.raises(ParamsError, match=r"ce.runs.lenet-mnist_3v8.dataset: 'mnist_3v8' needs a VAE"):
+    raw["syce"]["vae"]["datasets"] = ["mnist"]
+    with pytest.raises(ParamsError, match=r"syce.runs.lenet-mnist_3v8.dataset: 'mnist_3v8' needs a VAE"):
         parse_params(raw)
     raw = yaml.safe_load(open("params.yaml"))
-    raw["ce"]["weights"]["gann"] = 1
+    raw["syce"]["weights"]["gann"] = 1
     with pytest.raises(ParamsError, match="gann"):
         parse_params(raw)
     raw = yaml.safe_load(open("params.yaml"))
-    raw["ce"]["variants"] = ["syce", "syce"]
+    raw["syce"]["variants"] = ["syce", "syce"]
     with pytest.raises(ParamsError, match="unique"):
         parse_params(raw)
     p = load_params("params.yaml")
-    assert p.ce.train_for("small_resnet-cluttered_mnist").max_epochs == 12 and p.ce.train.max_epochs == 60
+    assert p.syce.train_for("small_resnet-cluttered_mnist").max_epochs == 12 and p.syce.train.max_epochs == 60
 
 
 def test_grad_cam_reads_the_last_tap_with_a_spatial_output():
