@@ -35,9 +35,9 @@ FIRST_RUN: dict[str, bytes] = {}  # metrics files of the first fresh run, compar
 def _metric_files(repo: Path) -> dict[str, bytes]:
     """Every metrics file a run writes except the timings (cost.json varies by nature)."""
     files = [*repo.glob("results/metrics/*.json"), *repo.glob("results/*/*/live/metrics.json"),
-             *repo.glob("results/ablations/*/*.json"), *repo.glob("results/ablations/*/*/per_image.csv"),
+             *repo.glob("results/ablations/*/*.json"), *repo.glob("results/ablations/*/*/seed*/per_image.csv"),
              *repo.glob("paper_figures/table2_*"), *repo.glob("paper_figures/fig[123]*"),
-             *repo.glob("results/explainers/*/live/*/metrics.json"), *repo.glob("results/metrics/*/per_image.csv")]
+             *repo.glob("results/explainers/*/live/*.json"), *repo.glob("results/metrics/*/per_image.csv")]
     return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(files)}
 
 
@@ -54,6 +54,7 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     yaml = YAML(typ="safe", pure=True)
     p = yaml.load((work / "params.yaml").read_text())
     p["device"] = "cpu"
+    p["seeds"] = [0, 1]
     p["datasets"]["mnist"]["limit"] = 200
     p["datasets"]["photos"]["names"] = ["chelsea"]
     p["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
@@ -65,14 +66,15 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     ex = p["explainer"]
     ex["amortized_runs"]["mnist_cnn-mnist"].update(eval_images=8, finetune={"lr": 1e-3, "steps": 2})
     ex["amortized_runs"]["mnist_cnn-mnist"]["amortized"].update(epochs=1, max_train=64)
-    ex["per_image_runs"]["mnist_cnn-mnist"].update(eval_images=2, per_image={"lr": 1e-3, "steps": 3})
+    ex["per_image_runs"]["mnist_cnn-mnist"].update(eval_images=2, per_image={"lr": 1e-3, "steps": 3,
+                                                                             "select": "smallest_kept"})
     ex["per_image_runs"]["efficientnet_lite0-photos"].update(eval_images=1, per_image={"lr": 1e-3, "steps": 2})
     ex["per_image_runs"]["mnist_cnn-mnist-paper"].update(eval_images=2, per_image={"lr": 5e-5, "steps": 2})
     ex["amortized_runs"]["small_resnet-cluttered_mnist"].update(eval_images=6, finetune={"lr": 1e-3, "steps": 1})
     ex["amortized_runs"]["small_resnet-cluttered_mnist"]["amortized"].update(epochs=1, max_train=16)
     ex["amortized_runs"]["lenet-mnist_3v8"].update(eval_images=6, finetune={"lr": 1e-3, "steps": 1})
     ex["amortized_runs"]["lenet-mnist_3v8"]["amortized"].update(epochs=1, max_train=32)
-    ce = p["ce"]
+    ce = p["syce"]
     ce["train"].update(max_epochs=1, max_train=40, batch_size=16)
     ce["vae"].update(epochs=1, latent=4, js_bins=5)
     for run in ce["runs"].values():
@@ -90,6 +92,7 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     ab["train"].update(epochs=1, max_train=64)
     ab["eval_images"] = 6
     ab["variants"] = {k: ab["variants"][k] for k in ("base", "no_tv", "area_20", "area_500")}
+    ab["matched"] = ["no_tv"]
     p["report"]["examples"] = 2
     yaml.dump(p, work / "params.yaml")
     (work / "paper_figures").mkdir()
@@ -124,7 +127,8 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
                   "evaluate@mnist_cnn-mnist", "evaluate@small_resnet-cluttered_mnist", "evaluate@efficientnet_lite0-photos",
                   "ablate@mnist_cnn-mnist-mnist-base", "ablate@mnist_cnn-mnist-mnist-area_500", "report",
                   "make_mnist_3v8", "train_classifier@lenet-mnist_3v8", "train_vae@mnist_3v8", "train_vae@cluttered_mnist",
-                  "train_ce@lenet-mnist_3v8", "train_ce@mnist_cnn-mnist", "train_ce@small_resnet-cluttered_mnist",
+                  "train_syce@lenet-mnist_3v8", "train_syce@mnist_cnn-mnist", "train_syce@small_resnet-cluttered_mnist",
+                  "ablate_matched@mnist_cnn-mnist-mnist-no_tv",
                   "evaluate@lenet-mnist_3v8", "make_morpho_mnist", "morpho_features@mnist",
                   "morpho_features@morpho_mnist", "train_classifier@mnist_cnn-morpho_mnist",
                   "train_glance@mnist_cnn-mnist", "train_glance@mnist_cnn-morpho_mnist"):
@@ -133,35 +137,45 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     flat = json.dumps(metrics)
     assert "test_accuracy" in flat and (repo / "dvc.lock").is_file()
     assert (repo / "results/classifiers/mnist_cnn-mnist/model/model.pt").is_file()
-    masks = np.load(repo / "results/explainers/mnist_cnn-mnist/amortized/masks.npz")
-    assert masks["amortized_soft"].shape == (8, 28, 28) and masks["finetune_hard"].dtype == bool
-    photos = pd.read_csv(repo / "results/explainers/efficientnet_lite0-photos/per_image/summary.csv")
+    for seed in (0, 1):
+        masks = np.load(repo / f"results/explainers/mnist_cnn-mnist/amortized/seed{seed}/masks.npz")
+        assert masks["amortized_soft"].shape == (8, 28, 28) and masks["amortized_soft"].dtype == np.float32
+        assert masks["finetune_hard"].dtype == bool
+    train_ids = pd.read_csv(repo / "results/explainers/mnist_cnn-mnist/amortized/seed0/train_ids.csv")
+    assert len(train_ids) == 64 and train_ids["label"].nunique() == 10  # a stratified sample, never the first 64
+    photos = pd.read_csv(repo / "results/explainers/efficientnet_lite0-photos/per_image/seed0/summary.csv")
     assert list(photos["id"]) == ["chelsea"] and photos.loc[0, "class_name"] == "Egyptian cat"
     m = json.loads((repo / "results/metrics/mnist_cnn-mnist.json").read_text())["methods"]
-    assert set(m) == {"ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_paper", "gradcam",
-                      "gradcam_pp", "integrated_gradients", "occlusion", "rise", "extremal", "random", "centre",
-                      "syce_10class", "cyce_10class", "glance"}
-    assert m["glance"]["area"]["mean"] == pytest.approx(m["ours:amortized"]["area"]["mean"], abs=1 / 784)
+    assert set(m) == {"ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_last",
+                      "ours:per_image_paper", "gradcam", "gradcam_pp", "integrated_gradients", "occlusion", "rise",
+                      "extremal", "random", "centre", "syce_10class", "cyce_10class", "glance"}
+    assert m["ours:amortized"]["seeds"] == 2 and m["gradcam"]["seeds"] == 1
+    assert m["ours:per_image"]["selected_on_kept"] and not m["ours:per_image_last"]["selected_on_kept"]
+    per_image = pd.read_csv(repo / "results/metrics/mnist_cnn-mnist/per_image.csv", dtype={"id": str})
+    ref = per_image[(per_image.method == "ours:amortized") & (per_image.seed == 0)].set_index("id")["area"]
+    for other in ("glance", "syce_10class", "gradcam"):  # binarized to the first seed's area, image by image
+        got = per_image[per_image.method == other].set_index("id")["area"]
+        np.testing.assert_allclose(got, ref.loc[got.index], atol=1 / 784)
     glance = json.loads((repo / "results/glance/mnist_cnn-morpho_mnist.json").read_text())
     assert glance["graph_recovery"]["variables"] == ["intensity", "slant", "thickness"] and glance["n_test"] == 40
     assert 0 <= glance["fidelity"] <= 1 and len(glance["alignment_r2"]) == 7
-    assert m["syce_10class"]["area"]["mean"] == pytest.approx(m["ours:amortized"]["area"]["mean"], abs=1 / 784)
     binary = json.loads((repo / "results/metrics/lenet-mnist_3v8.json").read_text())["methods"]
-    assert {"syce", "cyce", "ours:amortized"} <= set(binary) and binary["cyce"]["kept"]["n"] == 6
-    ce = json.loads((repo / "results/ce/lenet-mnist_3v8.json").read_text())
+    assert {"syce", "cyce", "ours:amortized"} <= set(binary) and binary["cyce"]["metrics"]["kept"]["n"] == 6
+    ce = json.loads((repo / "results/syce/lenet-mnist_3v8.json").read_text())
     assert ce["num_classes"] == 2 and set(ce["methods"]) == {"syce", "cyce"}
     assert 0 <= ce["methods"]["syce"]["flip"] <= 1 and ce["methods"]["cyce"]["fd_adv"] >= 0
-    maps = np.load(repo / "results/explainers/small_resnet-cluttered_mnist/ce/cyce/maps.npz")
+    maps = np.load(repo / "results/explainers/small_resnet-cluttered_mnist/syce/cyce/maps.npz")
     assert maps["map"].shape == (40, 64, 64) and maps["x_a"].dtype == np.uint8
-    assert m["ours:amortized"]["kept"]["n"] == 8 and m["ours:per_image"]["kept"]["n"] == 2
-    assert m["gradcam"]["area"]["mean"] == pytest.approx(m["ours:amortized"]["area"]["mean"], abs=1 / 784)
+    assert m["gradcam"]["metrics"]["kept"]["n"] == 8 and m["ours:per_image"]["metrics"]["kept"]["n"] in (0, 2)
     clutter = json.loads((repo / "results/metrics/small_resnet-cluttered_mnist.json").read_text())["methods"]
-    assert 0.0 <= clutter["rise"]["pointing"]["mean"] <= 1.0 and "pointing" not in m["rise"]
+    assert 0.0 <= clutter["rise"]["metrics"]["pointing"]["mean"] <= 1.0 and "pointing" not in m["rise"]["metrics"]
     per_image = pd.read_csv(repo / "results/metrics/efficientnet_lite0-photos/per_image.csv")
-    assert set(per_image["id"]) == {"chelsea"} and len(per_image) == 9  # per_image + 8 baselines
+    assert set(per_image["id"]) == {"chelsea"} and len(per_image) == 2 + 8  # per_image (2 seeds) + 8 baselines
 
     ablation = json.loads((repo / "results/ablations/mnist_cnn-mnist-mnist/no_tv.json").read_text())
-    assert ablation["variant"] == "no_tv" and ablation["metrics"]["kept"]["n"] == 6
+    assert ablation["variant"] == "no_tv" and ablation["n"] == 6 and ablation["seeds"] == 2
+    matched = json.loads((repo / "results/ablations/mnist_cnn-mnist-mnist/matched/no_tv.json").read_text())
+    assert matched["variant"] == "no_tv" and (matched.get("skipped") or 0 < matched["area_target"] < 1)
     figures = {p.name for p in (repo / "paper_figures").iterdir()}
     for name in ("table1_mnist_cnn-mnist.md", "table1_efficientnet_lite0-photos.tex", "table2_mnist_cnn-mnist-mnist.md",
                  "fig1_mnist_cnn-mnist.png", "fig1_efficientnet_lite0-photos.pdf", "fig2_mnist_cnn-mnist-mnist.png",
@@ -191,7 +205,7 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     third = _dvc(repo, "repro")
     ran = {line.split("'")[1] for line in third.splitlines() if line.startswith("Running stage")}
     assert ran == {"train_classifier@small_resnet-cluttered_mnist", "train_explainer@small_resnet-cluttered_mnist",
-                   "train_ce@small_resnet-cluttered_mnist", "evaluate@small_resnet-cluttered_mnist", "report"}  # that classifier, what builds on it, only
+                   "train_syce@small_resnet-cluttered_mnist", "evaluate@small_resnet-cluttered_mnist", "report"}  # that classifier, what builds on it, only
 
     p["ablation"]["variants"]["area_500"]["weights"]["area"] = 400
     yaml.dump(p, repo / "params.yaml")
@@ -235,7 +249,7 @@ def test_shared_remote_push_then_pull_into_a_second_checkout_runs_nothing(repo, 
     _dvc(second, "pull")
     assert json.loads(_dvc(second, "status", "--json")) == {}
     assert "Running stage" not in _dvc(second, "repro")
-    for rel in ("results/explainers/mnist_cnn-mnist/amortized/masks.npz", "results/metrics/mnist_cnn-mnist.json",
+    for rel in ("results/explainers/mnist_cnn-mnist/amortized/seed1/masks.npz", "results/metrics/mnist_cnn-mnist.json",
                 "data/mnist/index.csv"):
         assert (second / rel).read_bytes() == (repo / rel).read_bytes(), rel
 

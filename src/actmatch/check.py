@@ -135,6 +135,8 @@ def _names(p: Params) -> list[str]:
         need("download.datasets", d, source_names())
     for c in p.download.classifiers:
         need("download.classifiers", c, CLASSIFIERS)
+    for key in p.datasets.model_extra or {}:
+        need("datasets", key, DATASETS)
     for n in p.datasets.photos.names:
         need("datasets.photos.names", n, PHOTO_SOURCES)
     for k, r in p.train_classifier.runs.items():

@@ -1,4 +1,4 @@
-"""Interruption: a train_explainer, evaluate or train_ce run killed (SIGKILL) mid-way leaves no output,
+"""Interruption: a train_explainer, evaluate or train_syce run killed (SIGKILL) mid-way leaves no output,
 resumes on rerun, and ends with exactly the numbers of an uninterrupted run (CPU, same seed)."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def setup(tmp_path_factory):
     yaml = YAML(typ="safe", pure=True)
     d = yaml.load((ROOT / "params.yaml").read_text())
     d["device"] = "cpu"
+    d["seeds"] = [0, 1]
     d["datasets"]["mnist"]["limit"] = 200
     d["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
     run = d["explainer"]["amortized_runs"]["mnist_cnn-mnist"]
@@ -52,7 +53,7 @@ def _argv(name: str, tmp: Path, params: Path, out: str) -> list[str]:
               "--params", str(params), "--no-progress"]
     if name == "train_explainer":
         return common + ["--out", str(tmp / out / "amortized"), "--live", str(tmp / out / "live"),
-                         "--state", str(tmp / out / "state")]
+                         "--metrics", str(tmp / out / "live.json"), "--state", str(tmp / out / "state")]
     return common + ["--explainers", str(tmp / "ex"), "--out", str(tmp / out / "metrics"),
                      "--metrics", str(tmp / out / "metrics.json"), "--state", str(tmp / out / "state")]
 
@@ -69,26 +70,30 @@ def _kill_when(argv: list[str], script: str, ready, timeout: float = 300) -> Non
     proc.wait()
 
 
-def test_train_explainer_killed_mid_run_resumes_to_the_same_numbers(setup):
+def test_train_explainer_killed_in_its_second_seed_resumes_to_the_same_numbers(setup):
+    """Killed while training seed 1: DVC would empty the output folder before a rerun, so the rerun
+    rebuilds seed 0 from its finished state files (no retraining) and resumes seed 1 at its last epoch."""
     tmp, params = setup
     stage("train_explainer")(_argv("train_explainer", tmp, params, "whole"))
-    state = tmp / "cut" / "state.amortized"
+    state = tmp / "cut" / "state-seed1.amortized"
     _kill_when(_argv("train_explainer", tmp, params, "cut"), "train_explainer", state.exists)
-    assert state.exists() and not (tmp / "cut" / "amortized").exists()        # no partial output
+    assert state.exists() and (tmp / "cut" / "state-seed0.finetune").exists()
+    shutil.rmtree(tmp / "cut" / "amortized", ignore_errors=True)               # what dvc repro does first
     stage("train_explainer")(_argv("train_explainer", tmp, params, "cut"))
-    a, b = np.load(tmp / "whole/amortized/masks.npz"), np.load(tmp / "cut/amortized/masks.npz")
-    for key in a.files:
-        np.testing.assert_array_equal(a[key], b[key])
-    pd.testing.assert_frame_equal(pd.read_csv(tmp / "whole/amortized/summary.csv"),
-                                  pd.read_csv(tmp / "cut/amortized/summary.csv"))
-    assert not state.exists()                                                  # cleaned up at the end
+    for seed in (0, 1):
+        a, b = (np.load(tmp / run / f"amortized/seed{seed}/masks.npz") for run in ("whole", "cut"))
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+        pd.testing.assert_frame_equal(pd.read_csv(tmp / f"whole/amortized/seed{seed}/summary.csv"),
+                                      pd.read_csv(tmp / f"cut/amortized/seed{seed}/summary.csv"))
+    assert not list((tmp / "cut").glob("state*"))                              # cleaned up at the end
 
 
 def test_evaluate_killed_mid_run_resumes_to_the_same_numbers(setup):
     tmp, params = setup
     if not (tmp / "whole/amortized").exists():
         stage("train_explainer")(_argv("train_explainer", tmp, params, "whole"))
-    shutil.copytree(tmp / "whole/amortized", tmp / "ex/amortized", dirs_exist_ok=True)
+    shutil.copytree(tmp / "whole/amortized", tmp / "ex/amortized", dirs_exist_ok=True)  # both seeds
     stage("evaluate")(_argv("evaluate", tmp, params, "e_whole"))
     state = tmp / "e_cut" / "state"
     _kill_when(_argv("evaluate", tmp, params, "e_cut"), "evaluate", lambda: len(list(state.glob("*.pt"))) >= 3)
@@ -101,35 +106,35 @@ def test_evaluate_killed_mid_run_resumes_to_the_same_numbers(setup):
 
 def _ce_argv(tmp: Path, params: Path, out: str) -> list[str]:
     return ["--run", "mnist_cnn-mnist", "--classifier", str(tmp / "clf/model"), "--data", str(tmp / "data/mnist"),
-            "--vae", str(tmp / "vae"), "--out", str(tmp / out / "ce"), "--live", str(tmp / out / "live"),
-            "--metrics", str(tmp / out / "ce.json"), "--state", str(tmp / out / "state"), "--params", str(params),
+            "--vae", str(tmp / "vae"), "--out", str(tmp / out / "syce"), "--live", str(tmp / out / "live"),
+            "--metrics", str(tmp / out / "syce.json"), "--state", str(tmp / out / "state"), "--params", str(params),
             "--no-progress"]
 
 
-def test_train_ce_killed_in_its_second_variant_resumes_to_the_same_maps(setup):
+def test_train_syce_killed_in_its_second_variant_resumes_to_the_same_maps(setup):
     """SyCE finished and CyCE part-way when killed: the rerun does not retrain SyCE (its state is at
     its last epoch) and continues CyCE from its last epoch, ending with the uninterrupted run's maps."""
     tmp, params = setup
     yaml = YAML(typ="safe", pure=True)
     d = yaml.load(params.read_text())
-    d["ce"]["train"].update(batch_size=16, g_widths=[8, 16], d_widths=[8, 16])
-    d["ce"]["runs"]["mnist_cnn-mnist"].update(max_train=120, max_epochs=6)
-    d["ce"]["vae"].update(epochs=1)
+    d["syce"]["train"].update(batch_size=16, g_widths=[8, 16], d_widths=[8, 16])
+    d["syce"]["runs"]["mnist_cnn-mnist"].update(max_train=120, max_epochs=6)
+    d["syce"]["vae"].update(epochs=1)
     ce_params = tmp / "ce_params.yaml"
     yaml.dump(d, ce_params)
     stage("train_vae")(["--data", str(tmp / "data/mnist"), "--out", str(tmp / "vae"), "--live", str(tmp / "vae_live"),
                         "--params", str(ce_params), "--no-progress"])
-    stage("train_ce")(_ce_argv(tmp, ce_params, "c_whole"))
+    stage("train_syce")(_ce_argv(tmp, ce_params, "c_whole"))
     state = tmp / "c_cut" / "state"
     cyce = state.with_suffix(".cyce")
-    _kill_when(_ce_argv(tmp, ce_params, "c_cut"), "train_ce", cyce.exists)
-    assert state.with_suffix(".syce").exists() and not (tmp / "c_cut/ce.json").exists()
-    stage("train_ce")(_ce_argv(tmp, ce_params, "c_cut"))
+    _kill_when(_ce_argv(tmp, ce_params, "c_cut"), "train_syce", cyce.exists)
+    assert state.with_suffix(".syce").exists() and not (tmp / "c_cut/syce.json").exists()
+    stage("train_syce")(_ce_argv(tmp, ce_params, "c_cut"))
     for variant in ("syce", "cyce"):
-        a, b = (np.load(tmp / run / "ce" / variant / "maps.npz") for run in ("c_whole", "c_cut"))
+        a, b = (np.load(tmp / run / "syce" / variant / "maps.npz") for run in ("c_whole", "c_cut"))
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
-    whole, cut = (json.loads((tmp / run / "ce.json").read_text())["methods"] for run in ("c_whole", "c_cut"))
+    whole, cut = (json.loads((tmp / run / "syce.json").read_text())["methods"] for run in ("c_whole", "c_cut"))
     for m in ("syce_10class", "cyce_10class"):
         for k in ("flip", "stable", "l1", "fd_adv", "js_stable", "epochs_run", "best_epoch"):
             assert whole[m][k] == cut[m][k], (m, k)

@@ -53,7 +53,8 @@ def test_activation_distances_by_hand():
     # one position (a vector tap, or a 1x1 map): z-score over channels, (-1, 0, 1) against (1, 0, -1)
     v = torch.tensor([[1.0, 2.0, 3.0]])
     assert L.activation_distance(v, v.flip(1), "zmse").item() == pytest.approx(8 / 3, rel=1e-4)
-    assert L.activation_distance(v[..., None, None], v.flip(1)[..., None, None], "zmse").item() == pytest.approx(8 / 3, rel=1e-4)
+    one_by_one = L.activation_distance(v[..., None, None], v.flip(1)[..., None, None], "zmse")  # a 1x1 map
+    assert one_by_one.item() == pytest.approx(8 / 3, rel=1e-4)
     tx = torch.tensor([[[0.0, 0.0]]])  # tokens (B=1, N=1, C=2)
     te = torch.tensor([[[0.0, math.log(3.0)]]])
     kl = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
@@ -224,7 +225,8 @@ def test_loss_terms_and_total_equal_the_sum_by_hand(setup):
     g = torch.Generator().manual_seed(0)
     bgs = [base, torch.randn(x.shape, generator=g), torch.rand(x.shape, generator=g) * 2 - 1]
     hand = {
-        "act": 1 * L.activation_distance(ref.acts[0], acts[0], "zmse") + 2 * L.activation_distance(ref.acts[1], acts[1], "zmse"),
+        "act": (1 * L.activation_distance(ref.acts[0], acts[0], "zmse")
+                + 2 * L.activation_distance(ref.acts[1], acts[1], "zmse")),
         "ce": L.ce_loss(z_e, ref.label), "kl": L.tempered_kl(ref.logits, z_e, 2.0), "area": p.mean(dim=(1, 2, 3)),
         "bin": L.bin_loss(p), "tv": L.tv_loss(p, 8),
         "rob": sum(L.tempered_kl(ref.logits, clf(apply_mask(x, m, r)), 2.0) for r in bgs) / 3,

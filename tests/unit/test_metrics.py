@@ -12,7 +12,7 @@ from torch import nn
 
 from actmatch.metrics import (activation_similarity, area, auc, complement_scores, crispness, deletion_insertion,
                               fidelity, iou_with_boxes, minimal_budget, pixel_ranks, pointing_game, removable_patch,
-                              score_masks, sufficiency, top_fraction_masks, ScoreSettings)
+                              score_masks, sufficiency, top_fraction_masks, METRICS, ScoreSettings)
 from actmatch.metrics.aggregate import aggregate, mean_ci
 from actmatch.metrics.cost import measure
 
@@ -151,6 +151,20 @@ def test_removable_patch_finds_a_droppable_piece():
     assert removable_patch(model, x, torch.zeros(1, 1, 5, 5), torch.zeros_like(x), y).item() == 0.0
 
 
+def test_a_mask_that_loses_the_label_is_never_removable():
+    w = torch.zeros(1, 1, 5, 5)
+    w[..., 0, 0], w[..., 2, 2], w[..., 4, 4] = 1.0, 1.0, -1.0  # (4, 4) is counter-evidence for class 0
+    model = PixelLogits(w)                                     # logits [x00 + x22 − x44, 0.5]: on ones, 1 → class 0
+    x, y, b = torch.ones(1, 1, 5, 5), torch.tensor([0]), torch.zeros(1, 1, 5, 5)
+    both = torch.zeros(1, 1, 5, 5)
+    both[..., 0, 0] = both[..., 4, 4] = 1.0                    # keeps (0, 0) and (4, 4), drops (2, 2): logit 0 → lost
+    assert model(x).argmax(1).item() == 0 and fidelity(model, x, both, b, y)["kept"].item() == 0.0
+    # dropping the piece at (4, 4) would give the label back, but the mask never was sufficient
+    assert removable_patch(model, x, both, b, y).item() == 0.0
+    w[..., 2, 2], w[..., 4, 4] = 0.0, 0.0                      # now the mask keeps the label and (4, 4) can go
+    assert removable_patch(PixelLogits(w), x, both, b, y).item() == 1.0
+
+
 def test_complement_flip_and_drop_by_hand():
     model = PixelLogits(torch.tensor([[[[1.0, 0.0]]]]))       # logits [x0, 0.5]
     x = torch.tensor([[[[1.0, 1.0]]]])
@@ -179,6 +193,20 @@ def test_sufficiency_all_ones_mask_always_keeps_and_other_needs_two_labels():
     assert same["other"].isnan().all()          # no image of another label: undefined, not an error
 
 
+def test_pointing_game_and_iou_tell_x_from_y():
+    """Boxes are (x0, y0, x1, y1) = (column, row, ...): a transposed reading gives other answers."""
+    soft = torch.zeros(2, 1, 4, 6)
+    soft[0, 0, 0, 3] = 1.0                                     # row 0, column 3: inside (x 2–3, y 0)
+    soft[1, 0, 3, 0] = 1.0                                     # row 3, column 0: inside the transposed box only
+    boxes = torch.tensor([[2, 0, 4, 1], [2, 0, 4, 1]])         # columns 2–3 of row 0
+    assert pointing_game(pixel_ranks(soft, 0), boxes).tolist() == [1.0, 0.0]
+    m = torch.zeros(1, 1, 4, 6)
+    m[..., 0, 1:4] = 1.0                                       # row 0, columns 1–3: 2 of 3 inside the 2-pixel box
+    assert iou_with_boxes(m, boxes[:1]).item() == pytest.approx(2 / 3)
+    assert iou_with_boxes(m.transpose(-1, -2).contiguous(), torch.tensor([[0, 2, 1, 4]])).item() == \
+        pytest.approx(2 / 3)                                   # the same picture transposed, with its box
+
+
 def test_pointing_game_and_iou_by_hand():
     soft = torch.zeros(2, 1, 4, 4)
     soft[0, 0, 1, 1] = 1.0                                     # inside the box
@@ -201,25 +229,184 @@ def test_mean_ci_constant_nan_and_coverage():
     assert agg["a"]["kept"]["mean"] == 0.5 and agg["b"]["kept"]["n"] == 1
 
 
+def test_mean_ci_is_a_95_percent_interval():
+    """On a large normal sample the percentile bootstrap's width is 2 · 1.96 · SE (a 90 % interval
+    would be 16 % narrower, a 99 % one 31 % wider)."""
+    v = np.random.default_rng(1).normal(3.0, 2.0, 4000)
+    se = v.std(ddof=1) / np.sqrt(len(v))
+    ci = mean_ci(v, 4000, 0)
+    assert (ci["hi"] - ci["lo"]) / (2 * 1.96 * se) == pytest.approx(1.0, abs=0.1)
+    assert ci["lo"] < v.mean() < ci["hi"] and ci["mean"] == pytest.approx(v.mean())
+
+
+def test_stored_float32_soft_maps_rank_their_hard_masks_first(tmp_path):
+    """masks.npz layout (explainer/outputs.py): soft float32 and hard = soft > 0.5, (N, H, W). The top-``area``
+    pixels of the stored soft map are exactly the stored hard mask — what scoring our masks assumes."""
+    rng = np.random.default_rng(0)
+    soft = rng.uniform(0, 1, (4, 24, 32))
+    soft[0, :5] = 1.0                                          # saturated ties inside the mask ...
+    soft[1] = 0.0                                              # ... an empty mask, exact 0.5s outside
+    soft[2, 0, :4] = [0.5, 0.5 + 1e-4, 0.5, 0.5 - 1e-4]
+    soft[3] = 1.0                                              # a full mask
+    soft32 = soft.astype(np.float32)
+    np.savez_compressed(tmp_path / "masks.npz", ids=np.array(["a", "b", "c", "d"]), x_soft=soft32, x_hard=soft32 > 0.5)
+    with np.load(tmp_path / "masks.npz") as z:
+        s, h = torch.from_numpy(z["x_soft"])[:, None], torch.from_numpy(z["x_hard"])[:, None]
+    assert s.dtype == torch.float32 and h.dtype == torch.bool
+    for seed in (0, 7):
+        top = top_fraction_masks(pixel_ranks(s, seed), h.float().mean((1, 2, 3)))
+        assert torch.equal(top.bool(), h)
+    # float16 would break it: 0.5 + 1e-4 becomes 0.5, a tie outside the mask, while the hard mask keeps it
+    assert not bool(torch.from_numpy(soft32.astype(np.float16))[2, 0, 1] > 0.5) and bool(h[2, 0, 0, 1])
+
+
 def test_measure_returns_result_time_and_memory():
     out, ms, mb = measure(lambda: torch.ones(2000, 2000).sum())
     assert out.item() == 4_000_000 and ms > 0 and mb >= 0
 
 
-def test_score_masks_columns_and_batch_invariance():
+def test_score_masks_batch_invariance():
     torch.manual_seed(0)
     model = PixelLogits(torch.randn(1, 1, 6, 6), bias=0.0)
     x = torch.randn(5, 1, 6, 6)
     y = model(x).argmax(1)
     soft = torch.rand(5, 1, 6, 6)
     hard = (soft > 0.5).float()
-    b = torch.zeros_like(x)
+    b, blurred = torch.zeros_like(x), torch.full_like(x, 0.3)     # distinct removal and insertion starts
     boxes = torch.tensor([[0, 0, 3, 3]] * 5)
-    a, ca = score_masks(model, ["feat"], x, y, soft, hard, b, b, ScoreSettings(batch_size=2, curve_steps=4), boxes)
-    c, cc = score_masks(model, ["feat"], x, y, soft, hard, b, b, ScoreSettings(batch_size=64, curve_steps=4), boxes)
-    for k in ("kept", "kl", "act_sim", "area", "p_star", "removable", "flip", "suff_other", "insertion_auc",
-              "deletion_auc", "pointing", "iou"):
-        assert a[k].shape == (5,) and np.allclose(a[k], c[k], atol=1e-6), k
-    assert ca["deletion"].shape == (5, 5)
-    ones, _ = score_masks(model, ["feat"], x, y, soft, torch.ones_like(hard), b, b, ScoreSettings(curve_steps=4))
+    a, ca = score_masks(model, ["feat"], x, y, soft, hard, b, blurred, ScoreSettings(batch_size=2, curve_steps=4),
+                        boxes)
+    c, cc = score_masks(model, ["feat"], x, y, soft, hard, b, blurred, ScoreSettings(batch_size=64, curve_steps=4),
+                        boxes)
+    assert set(a) == set(METRICS) | {"p_x", "p_e", "act_sim_0"}
+    for k in a:
+        assert a[k].shape == (5,) and np.allclose(a[k], c[k], atol=1e-6, equal_nan=True), k
+    assert ca["deletion"].shape == (5, 5) and np.allclose(ca["insertion"], cc["insertion"])
+    ones, _ = score_masks(model, ["feat"], x, y, soft, torch.ones_like(hard), b, blurred, ScoreSettings(curve_steps=4))
     assert np.allclose(ones["kept"], 1.0) and np.allclose(ones["act_sim"], 1.0) and np.allclose(ones["kl"], 0.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# score_masks on a toy whose every number follows by hand. A 6 × 10 one-channel image; three pixels matter:
+#   E1 = (row 1, col 7) and E2 = (4, 8) add to logit 0, N = (4, 1) subtracts; logit 1 is 2.5.
+#   Every other pixel ("O") is ignored unless one of them exceeds 1 in magnitude: then logit 0 loses 100
+#   (so N(0, 1) noise on the ~50 O pixels always trips it, U(−1, 1) never does).
+# Image 0: E1 = E2 = 2, N = 1, O = 0.5 → logits [3, 2.5], y = 0.  Image 1: E = 0, N = 1 → [−1, 2.5], y = 1.
+# Removal fill −0.5 everywhere; the blurred image (insertion start) is O 0.9, E1 = E2 = 1, N = 0.
+# Every value below changes if insertion/deletion, fill/blur, hard/soft or box x/y are swapped.
+E1, E2, N = (1, 7), (4, 8), (4, 1)
+
+
+class ThreePixels(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.feat = nn.Identity()
+        w = torch.zeros(1, 1, 6, 10)
+        w[..., E1[0], E1[1]], w[..., E2[0], E2[1]], w[..., N[0], N[1]] = 1.0, 1.0, -1.0
+        self.w = w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.feat(x)
+        other = (v.abs() * (self.w == 0)).flatten(1).amax(1)
+        z0 = (v * self.w).flatten(1).sum(1) - 100.0 * (other > 1.0).to(v.dtype)
+        return torch.stack([z0, torch.full_like(z0, 2.5)], 1)
+
+
+def _toy():
+    x = torch.full((2, 1, 6, 10), 0.5)
+    for img, e in ((0, 2.0), (1, 0.0)):
+        x[img, 0, E1[0], E1[1]] = x[img, 0, E2[0], E2[1]] = e
+        x[img, 0, N[0], N[1]] = 1.0
+    baseline = torch.full_like(x, -0.5)
+    blurred = torch.full_like(x, 0.9)
+    blurred[:, 0, E1[0], E1[1]] = blurred[:, 0, E2[0], E2[1]] = 1.0
+    blurred[:, 0, N[0], N[1]] = 0.0
+    soft = torch.zeros(2, 1, 6, 10)
+    soft[0, 0] = torch.linspace(0.45, 0.01, 60).view(6, 10)          # distinct values below 0.5 ...
+    soft[1, 0] = torch.linspace(0.45, 0.03, 60).view(6, 10)
+    top0 = {E1: 0.95, (0, 7): 0.9, (1, 6): 0.85, (5, 8): 0.8, E2: 0.7, (2, 7): 0.6, N: 0.0}   # ... and the mask
+    for (r, c), v in top0.items():
+        soft[0, 0, r, c] = v
+    soft[1, 0, N[0], N[1]], soft[1, 0, E1[0], E1[1]], soft[1, 0, E2[0], E2[1]] = 0.9, 0.02, 0.01
+    boxes = torch.tensor([[6, 0, 9, 3], [0, 3, 3, 6]])             # (x0, y0, x1, y1): cols 6–8 × rows 0–2; cols 0–2 × rows 3–5
+    return x, baseline, blurred, soft, (soft > 0.5).float(), boxes
+
+
+def _sig(t: float) -> float:
+    return 1.0 / (1.0 + math.exp(-t))
+
+
+def _kl2(p: float, q: float) -> float:
+    return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+
+
+def test_score_masks_every_column_by_hand():
+    model = ThreePixels()
+    x, baseline, blurred, soft, hard, boxes = _toy()
+    y = model(x).argmax(1)
+    assert y.tolist() == [0, 1] and hard.flatten(1).sum(1).tolist() == [6.0, 1.0]
+    cols, curves = score_masks(model, ["feat"], x, y, soft, hard, baseline, blurred,
+                               ScoreSettings(batch_size=3, curve_steps=4), boxes)
+    s = _sig
+    # fidelity: e0 keeps E1, E2 and drops N (→ −0.5): logit 4.5; e1 keeps N only: E → −0.5, logit −2
+    px, pe = [s(0.5), s(3.5)], [s(2.0), s(4.5)]
+    kl = [_kl2(px[0], pe[0]), _kl2(px[1], pe[1])]
+    # activation cosine, tap = the image: dot products and norms of x and e over the 60 pixels
+    cos = [(4 * 0.25 - 53 * 0.25 + 4 + 4 - 0.5) / math.sqrt((57 * 0.25 + 9) * (57 * 0.25 + 8.25)),
+           (-57 * 0.25 + 1) / math.sqrt((57 * 0.25 + 1) * (59 * 0.25 + 1))]
+    # deletion (top pixels → −0.5; N is ranked last on image 0, E1/E2 last on image 1) and insertion (from blurred)
+    dele = [[s(0.5), s(-4.5), s(-4.5), s(-4.5), s(-3.0)], [s(3.5), s(2.0), s(2.0), s(2.0), s(3.0)]]
+    ins = [[s(-0.5), s(1.5), s(1.5), s(1.5), s(0.5)], [s(0.5), s(1.5), s(1.5), s(1.5), s(3.5)]]
+    trap = lambda c: (c[0] + 2 * sum(c[1:-1]) + c[-1]) / 8         # noqa: E731
+    expect = {
+        "kept": [1.0, 1.0], "p_x": px, "p_e": pe, "kl": kl, "kl_norm": [k / math.log(2) for k in kl],
+        "conf_change": [pe[0] - px[0], pe[1] - px[1]], "p_ratio": [pe[0] / px[0], pe[1] / px[1]],
+        "act_sim": cos, "act_sim_0": cos, "area": [0.1, 1 / 60],
+        "crispness": (soft * (1 - soft)).mean((1, 2, 3)).tolist(),
+        # top-3 of image 0 (E1 + two O) give logit 2 < 2.5; top-6 (+ E2) 4.5. Image 1: N alone keeps y = 1
+        "p_star": [0.1, 0.01],
+        # image 0: dropping either piece ({E1 + 3 O} or {E2 + O}) leaves logit 2; image 1: dropping N keeps y = 1
+        "removable": [0.0, 1.0],
+        # complements: image 0 keeps only N and O → logit −2; image 1 loses N → logit 0.5
+        "flip": [1.0, 0.0], "drop": [s(0.5) - s(-4.5), s(3.5) - s(2.0)],
+        # normalized noise: N(0, 1) trips the O-pixel penalty, U(−1, 1) never does; "other" = the other image
+        "suff_gaussian": [0.0, 1.0], "suff_uniform": [1.0, 1.0], "suff_other": [1.0, 0.0],
+        "deletion_auc": [trap(c) for c in dele], "insertion_auc": [trap(c) for c in ins],
+        "pointing": [1.0, 1.0], "iou": [4 / 11, 1 / 9],
+    }
+    assert set(cols) == set(expect)
+    for k, v in expect.items():
+        np.testing.assert_allclose(cols[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(curves["deletion"], dele, rtol=1e-5)
+    np.testing.assert_allclose(curves["insertion"], ins, rtol=1e-5)
+    # single-channel data with the classifier's mean/std: noise drawn in pixel space. With mean = std = 0.5
+    # pixel noise in [0, 1] is [−1, 1] normalized, so the Gaussian no longer trips the penalty
+    pix, _ = score_masks(model, ["feat"], x, y, soft, hard, baseline, blurred,
+                         ScoreSettings(curve_steps=4, mean=(0.5,), std=(0.5,)), boxes)
+    assert pix["suff_gaussian"].tolist() == [1.0, 1.0] and pix["suff_uniform"].tolist() == [1.0, 1.0]
+    assert all(np.array_equal(pix[k], cols[k]) for k in cols if k not in ("suff_gaussian", "suff_uniform"))
+
+
+def test_sufficiency_draws_pixel_space_noise_when_given_mean_and_std():
+    seen: list[torch.Tensor] = []
+
+    def record(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.clone())
+        return torch.zeros(len(x), 2)
+
+    x, y, empty = torch.zeros(2, 1, 16, 16), torch.tensor([0, 1]), torch.zeros(2, 1, 16, 16)
+    mean, std = (0.13,), (0.31,)
+    sufficiency(record, x, empty, y, draws=4, mean=mean, std=std)
+    g, u = torch.cat(seen[:4]) * 0.31 + 0.13, torch.cat(seen[4:8]) * 0.31 + 0.13   # back to pixels
+    assert g.min() >= -1e-6 and g.max() <= 1 + 1e-6 and u.min() >= -1e-6 and u.max() <= 1 + 1e-6
+    assert g.mean().item() == pytest.approx(0.5, abs=0.02) and g.std().item() == pytest.approx(0.245, abs=0.02)
+    assert u.mean().item() == pytest.approx(0.5, abs=0.02) and u.std().item() == pytest.approx(12 ** -0.5, abs=0.02)
+    other_pixel = torch.cat(seen[8:])
+    seen.clear()
+    sufficiency(record, x, empty, y, draws=4)                          # normalized space: N(0, 1), U(−1, 1)
+    assert torch.cat(seen[:4]).std().item() == pytest.approx(1.0, abs=0.05) and torch.cat(seen[4:8]).min() >= -1
+    assert torch.equal(torch.cat(seen[8:]), other_pixel)              # the same generator stream either way
+    with pytest.raises(ValueError, match="both mean and std"):
+        sufficiency(record, x, empty, y, mean=mean)
+    with pytest.raises(ValueError, match="one value per channel"):
+        sufficiency(record, x, empty, y, mean=(0.5,) * 3, std=(0.5,) * 3)

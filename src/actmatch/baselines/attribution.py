@@ -1,8 +1,9 @@
 """Gradient and perturbation attributions through the field's libraries:
 
 * Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++ (Chattopadhay et al. 2018) from the
-  ``grad-cam`` package, on the classifier's last tap (its deepest feature block); the package
-  upsamples the map to the input size. A token sequence (ViT: class token + an s×s grid of
+  ``grad-cam`` package, on the layer named by ``layer``: the evaluation passes the classifier's last
+  conv layer (the registry's ``cam_layer``, as in the paper), else its last tap with a spatial output;
+  the package upsamples the map to the input size. A token sequence (ViT: class token + an s×s grid of
   patches) is laid out as its s×s grid first, as the package's ViT tutorial does.
 * Integrated Gradients (Sundararajan et al. 2017) from ``captum``, from the removal baseline
   (the same fill our masks use) to x, summed over channels (signed: evidence for y).

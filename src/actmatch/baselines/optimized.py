@@ -18,20 +18,26 @@
   stated: the perturbation b is the same removal fill our masks use (TorchRay: a blur), so every
   method is judged under one deletion operator; bilinear upsampling replaces their smooth-max
   kernel; the target area is the per-image area of our mask.
-* Controls: a random mask (uniform random saliency, seeded) and a centred blob (saliency falls
-  with the distance to the centre), both binarized to the same area as ours.
+* Controls: a random mask and a centred blob (saliency falls with the distance to the centre),
+  both binarized to the same area as ours. The random mask's saliency is U(0, 1) per pixel, drawn for
+  each image from its own generator seeded by (``seed``, crc32 of the image id), so an image gets the
+  same map whatever the chunking or its position in the batch. Without ids the position in the batch
+  stands in for the id (a warning says so): maps then depend on how the images are chunked.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+import zlib
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from actmatch.baselines.base import Method, register
 
-__all__ = ["RISE", "ExtremalPerturbation", "RandomMask", "CentreBlob"]
+__all__ = ["RISE", "ExtremalPerturbation", "RandomMask", "CentreBlob", "image_seed"]
 
 
 def rise_masks(n: int, h: int, w: int, grid: int, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -96,14 +102,28 @@ class ExtremalPerturbation(Method):
             return F.interpolate(torch.sigmoid(theta), size=(h, w), mode="bilinear", align_corners=False)
 
 
+def image_seed(seed: int, image_id: str) -> int:
+    """A 63-bit generator seed from a settings seed and an image id (zlib.crc32 of the id's UTF-8,
+    mixed with the seed by numpy's SeedSequence): stable across runs, processes and platforms."""
+    state = np.random.SeedSequence([int(seed), zlib.crc32(str(image_id).encode("utf-8"))]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
 @register
 class RandomMask(Method):
     name = "random"
     defaults = {"seed": 0}
 
     def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
-        g = torch.Generator().manual_seed(int(self.settings["seed"]))
-        return torch.rand(len(x), 1, *x.shape[-2:], generator=g).to(x)
+        if ids is None:
+            warnings.warn("random baseline without image ids: each map is seeded by the image's position in the "
+                          "batch, so the maps depend on the chunking; pass ids=", stacklevel=2)
+            ids = [str(i) for i in range(len(x))]
+        if len(ids) != len(x):
+            raise ValueError(f"random baseline: {len(ids)} ids for {len(x)} images")
+        seed = int(self.settings["seed"])
+        maps = [torch.rand(1, *x.shape[-2:], generator=torch.Generator().manual_seed(image_seed(seed, i))) for i in ids]
+        return torch.stack(maps).to(x)
 
 
 @register

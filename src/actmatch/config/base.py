@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from actmatch.core.errors import ParamsError
 
-__all__ = ["ParamsError", "Strict", "RUN_KEY", "PER_IMAGE_KEY", "read_params", "validate", "format_error",
+__all__ = ["ParamsError", "Strict", "RUN_KEY", "GROUP_KEY", "PER_IMAGE_KEY", "read_params", "validate", "format_error",
            "deep_merge", "unique", "first_error"]
 
 M = TypeVar("M", bound=BaseModel)
 
 RUN_KEY = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+$")
+GROUP_KEY = re.compile(r"^[a-z0-9_]+(-[a-z0-9_]+)*$")  # explainer groups: amortized run keys
 PER_IMAGE_KEY = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+(-[a-z0-9_]+)?$")
 
 

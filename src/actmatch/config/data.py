@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from actmatch.config.base import Strict, unique, validate
 
@@ -85,6 +85,11 @@ class ImagenetteParams(Strict):
 
 
 class DatasetsParams(Strict):
+    """Settings per dataset. A dataset a plugin registers may have a mapping here under its name (its
+    builder reads ``model_extra[name]``); :mod:`actmatch.check` refuses a key the registry does not know."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+
     mnist: MnistParams
     cluttered_mnist: ClutteredMnistParams
     photos: PhotosParams

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from actmatch.config.base import PER_IMAGE_KEY, RUN_KEY, ParamsError, Strict, deep_merge, first_error, validate
+from actmatch.config.base import GROUP_KEY, PER_IMAGE_KEY, ParamsError, Strict, deep_merge, first_error, validate
 from actmatch.config.compute import ComputeParams
 
 __all__ = ["LossWeights", "LossConfig", "UNetParams", "StepsParams", "AmortizedParams", "ExplainerRun",
@@ -91,7 +91,7 @@ class ExplainerRun(Strict):
     finetune: StepsParams | None = None
     # per-image runs only: the group of explainers evaluated together (an amortized run's key) and the
     # regime's name in the tables; the masks go to results/explainers/<group>/<regime>
-    group: str | None = Field(default=None, pattern=r"^[a-z0-9_]+-[a-z0-9_]+$")
+    group: str | None = Field(default=None, pattern=r"^[a-z0-9_]+(-[a-z0-9_]+)*$")
     regime: str | None = Field(default=None, pattern=r"^per_image[a-z0-9_]*$")
     # how this run computes (the GPU path: bf16, channels_last, loader workers, batched per-image U-Nets);
     # per run, so a profile that moves some runs to a GPU does not rerun the others
@@ -142,9 +142,10 @@ class ExplainerParams(Strict):
                     raise ValueError(f"{kind}.{key}.preset: {run.preset!r} is not one of {sorted(self.presets)}")
                 if getattr(run, regime) is None:
                     raise ValueError(f"{kind}.{key}: needs a {regime!r} section")
-                if not (RUN_KEY if regime == "amortized" else PER_IMAGE_KEY).match(key):
-                    raise ValueError(f"{kind}.{key}: run names look like '<classifier>-<dataset>'"
-                                     + ("" if regime == "amortized" else " or '<classifier>-<dataset>-<variant>'"))
+                if not (GROUP_KEY if regime == "amortized" else PER_IMAGE_KEY).match(key):
+                    raise ValueError(f"{kind}.{key}: run names are lowercase words joined by '-'" + (
+                        " (an amortized run is named like its classifier: one explainer per classifier)"
+                        if regime == "amortized" else ": '<classifier>-<dataset>' or '<classifier>-<dataset>-<variant>'"))
         groups: dict[str, tuple[str, str]] = {k: (r.classifier, r.dataset) for k, r in self.amortized_runs.items()}
         seen: dict[tuple[str, str], str] = {}
         for key, run in self.per_image_runs.items():

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DatasetEntry", "DATASETS", "register_dataset", "get_dataset", "source_names", "derived_names"]
+__all__ = ["DatasetEntry", "DATASETS", "register_dataset", "get_dataset", "source_names", "derived_names",
+           "image_folder"]
 
 # build(datasets params section, data_seed, out folder, download cache folder)
 Builder = Callable[[Any, int, str | Path, str | Path], None]
@@ -50,6 +51,14 @@ def source_names() -> list[str]:
 
 def derived_names() -> list[str]:
     return sorted(n for n, e in DATASETS.items() if e.made_from is not None)
+
+
+def image_folder(name: str, root: str | Path, test_fraction: float = 0.2, note: str = "") -> DatasetEntry:
+    """Register ``root/<class>/<image>`` (your own images) as source dataset ``name``: add ``name`` to
+    ``download.datasets`` and ``download_data@<name>`` materializes it (docs/extending.md)."""
+    return register_dataset(DatasetEntry(
+        name, lambda p, seed, out, cache: _sources().build_image_folder(root, name, seed, out, test_fraction),
+        note=note or f"image folder {root}"))
 
 
 def _sources() -> Any:

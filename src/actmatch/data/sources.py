@@ -22,7 +22,7 @@ from actmatch.config.data import FashionMnistParams, ImagenetteParams, MnistPara
 from actmatch.data.fetch import fetch, verify_file
 from actmatch.data.store import write_array_dataset, write_file_dataset
 
-__all__ = ["build_mnist", "build_photos", "build_fashion_mnist", "build_imagenette",
+__all__ = ["build_mnist", "build_photos", "build_fashion_mnist", "build_imagenette", "build_image_folder",
            "FASHION_MNIST_FILES", "IMAGENETTE_ARCHIVES", "IMAGENETTE_CLASSES", "PHOTO_SOURCES"]
 
 log = logging.getLogger(__name__)
@@ -183,4 +183,36 @@ def build_imagenette(cfg: ImagenetteParams, seed: int, out: str | Path, cache: s
 
     meta = {"name": "imagenette", "source": f"{url} (sha256 {sha})", "seed": seed, "variant": cfg.variant,
             "class_names": list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])}
+    write_file_dataset(out, files, pd.DataFrame(rows), meta)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def build_image_folder(root: str | Path, name: str, seed: int, out: str | Path, test_fraction: float = 0.2) -> None:
+    """Your own images as a dataset: ``root/<class>/<image>`` (one sub-folder per class, any size, PNG or
+    JPEG …), split per class into train and test with a seeded, stratified draw (``test_fraction``), the
+    files copied as they are. A folder with no class sub-folders gives unlabelled test images (label −1,
+    the classifier's own prediction is the target), like the photos."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} not found")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    groups = {c: sorted(f for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for c in classes}
+    if not classes:
+        groups = {"": sorted(f for f in root.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)}
+    if not any(groups.values()):
+        raise ValueError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)}) directly or in class sub-folders")
+    files, rows = {}, []
+    for label, (cls, paths) in enumerate(groups.items()):
+        split = ["test"] * len(paths)
+        if cls and len(paths) >= 2:
+            n_test = max(1, int(round(len(paths) * test_fraction)))
+            test = set(np.random.default_rng([seed, label]).permutation(len(paths))[:n_test].tolist())
+            split = ["test" if i in test else "train" for i in range(len(paths))]
+        for i, path in enumerate(paths):
+            fname = f"{cls}__{path.name}" if cls else path.name
+            files[fname] = path
+            rows.append({"id": Path(fname).stem, "label": label if cls else -1, "split": split[i], "file": fname})
+    meta = {"name": name, "source": f"image folder {root}", "class_names": classes or None, "seed": seed}
     write_file_dataset(out, files, pd.DataFrame(rows), meta)

@@ -4,8 +4,10 @@
 * crispness = mean p(1 − p) of the soft mask before thresholding (0 = binary, 0.25 = flat 0.5);
 * minimal sufficient budget p* = the smallest fraction in ``budgets`` at which the top-ranked
   pixels of the soft map alone still keep the label (1.0 when none does);
-* removable-patch test: 1 when some 8-connected piece of the hard mask can be dropped and the
-  label is still kept — i.e. the mask was not minimal. To bound the cost, only the
+* removable-patch test: 1 when the hard mask keeps the label and some 8-connected piece of it can
+  be dropped with the label still kept — i.e. a sufficient mask that was not minimal. A mask that does
+  not keep the label is never "removable" (dropping a piece that carried counter-evidence could restore
+  the label, but that says the mask was wrong, not too large). To bound the cost, only the
   ``max_pieces`` smallest pieces of each mask are tried (small pieces are the likeliest to be
   removable); a mask with no piece scores 0.
 """
@@ -57,15 +59,17 @@ def _pieces(mask: np.ndarray, max_pieces: int) -> list[np.ndarray]:
 
 def removable_patch(model: Model, x: torch.Tensor, masks: torch.Tensor, baseline: torch.Tensor, y: torch.Tensor,
                     max_pieces: int = 16, batch_size: int = 256) -> torch.Tensor:
-    """1.0 per image ``(B,)`` when dropping one 8-connected piece of the hard mask keeps ``y``."""
+    """1.0 per image ``(B,)`` when the hard mask keeps ``y`` and so does the mask without one of its
+    8-connected pieces; 0.0 otherwise (also for a mask that does not keep ``y``, or has no piece)."""
     out = torch.zeros(len(x), dtype=x.dtype, device=x.device)
     hard = masks[:, 0].detach().cpu().numpy() > 0.5
     for i in range(len(x)):
         pieces = _pieces(hard[i], max_pieces)
         if not pieces:
             continue
-        drop = torch.from_numpy(np.stack(pieces)).to(x)[:, None]        # (P, 1, H, W)
-        m = (masks[i:i + 1] * (1.0 - drop))
+        piece = torch.from_numpy(np.stack(pieces)).to(x)[:, None]         # (P, 1, H, W)
+        m = masks[i:i + 1] * torch.cat([torch.ones_like(piece[:1]), 1.0 - piece])  # the whole mask, then one piece less
         e = apply_mask(x[i:i + 1].expand(len(m), -1, -1, -1), m, baseline[i:i + 1].expand(len(m), -1, -1, -1))
-        out[i] = float((predict_logits(model, e, batch_size).argmax(1) == y[i]).any())
+        kept = predict_logits(model, e, batch_size).argmax(1) == y[i]
+        out[i] = float(bool(kept[0]) and bool(kept[1:].any()))
     return out

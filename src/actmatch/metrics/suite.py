@@ -30,12 +30,18 @@ METRICS = ("kept", "kl", "kl_norm", "conf_change", "p_ratio", "act_sim", "area",
 
 @dataclass(frozen=True)
 class ScoreSettings:
+    """How the metrics are run. ``mean`` / ``std``: the classifier's normalization; given, the Gaussian
+    and uniform sufficiency backgrounds of single-channel inputs are drawn in pixel space (see
+    :mod:`actmatch.metrics.perturbation`); None keeps every draw in normalized space."""
+
     batch_size: int = 256
     curve_steps: int = 50
     perturb_draws: int = 5
     budgets: Sequence[float] = BUDGETS
     max_pieces: int = 16
     seed: int = 0  # tie order of pixel rankings and the perturbation draws
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
 
 @torch.no_grad()
@@ -43,7 +49,10 @@ def score_masks(model: nn.Module, taps: Sequence[str], x: torch.Tensor, y: torch
                 hard: torch.Tensor, baseline: torch.Tensor, blurred: torch.Tensor, cfg: ScoreSettings,
                 boxes: torch.Tensor | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-image metrics (column → ``(B,)`` array) and the per-image deletion / insertion curves
-    (``(B, curve_steps + 1)``) for hard masks ``hard`` and the soft maps ``soft`` that rank pixels."""
+    (``(B, curve_steps + 1)``) for hard masks ``hard`` and the soft maps ``soft`` that rank pixels.
+
+    ``baseline`` is the removal fill (fidelity, p*, removable, necessity, deletion); ``blurred`` only the
+    start of the insertion curve; ``boxes`` ``(B, 4)`` (x0, y0, x1, y1) add ``pointing`` and ``iou``."""
     bs = cfg.batch_size
     ranks = pixel_ranks(soft, cfg.seed)
     cols: dict[str, torch.Tensor] = {k: v for k, v in fidelity(model, x, hard, baseline, y, bs).items()}
@@ -54,7 +63,9 @@ def score_masks(model: nn.Module, taps: Sequence[str], x: torch.Tensor, y: torch
     cols["p_star"] = minimal_budget(model, x, ranks, baseline, y, cfg.budgets, bs)
     cols["removable"] = removable_patch(model, x, hard, baseline, y, cfg.max_pieces, bs)
     cols.update(complement_scores(model, x, hard, baseline, y, bs))
-    suff = sufficiency(model, x, hard, y, draws=cfg.perturb_draws, seed=cfg.seed, batch_size=bs)
+    pixel_noise = x.shape[1] == 1 and cfg.mean is not None and cfg.std is not None
+    suff = sufficiency(model, x, hard, y, draws=cfg.perturb_draws, seed=cfg.seed, batch_size=bs,
+                       mean=cfg.mean if pixel_noise else None, std=cfg.std if pixel_noise else None)
     cols.update({f"suff_{k}": v for k, v in suff.items()})
     dele, ins = deletion_insertion(model, x, ranks, baseline, blurred, y, cfg.curve_steps, bs)
     cols["deletion_auc"], cols["insertion_auc"] = auc(dele), auc(ins)

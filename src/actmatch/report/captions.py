@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from actmatch.report.tables import KEPT_HIGH, LOW_RATIO, live_seeds, ratio_stats, seeds_all_collapsed
+from actmatch.report.tables import KEPT_HIGH, LOW_RATIO, live_seeds, ordered, ratio_stats, seeds_all_collapsed
 
 __all__ = ["CLAIM_AREA", "TABLE1_COLUMNS", "TABLE2_COLUMNS", "SYCE_COLUMN_DEFS", "GLANCE_COLUMN_DEFS",
            "reading_order", "group_title", "is_small", "table1_caption", "table2_caption", "headline_sentences"]
@@ -100,7 +100,7 @@ def table1_caption(group: str, metrics: dict) -> str:
     st, methods = metrics["settings"], metrics["methods"]
     ours = {m: e for m, e in methods.items() if m.startswith("ours:")}
     seeds = sorted({int(e.get("seeds", 1)) for e in ours.values()})
-    sel = [m for m, e in methods.items() if e.get("selected_on_kept")]
+    sel = [m for m in ordered(list(methods)) if methods[m].get("selected_on_kept")]
     text = (f"Table 1, {st['classifier']} on {st['dataset']}: one row per method, n = {st['n_images']} held-out "
             f"images (fewer where a row says so). Seeds: {' / '.join(map(str, seeds)) or '–'} per regime of ours, "
             f"1 for every other method. Baselines, controls and other frameworks are binarized per image to the "
@@ -175,7 +175,7 @@ def headline_sentences(groups: dict[str, dict], per_image: dict) -> list[str]:
         return ["No evaluated group in `results/metrics/`: nothing to report yet."]
     first = next(iter(groups))
     st, methods = groups[first]["settings"], groups[first]["methods"]
-    ours = [m for m in methods if m.startswith("ours:") and not m.endswith("_last")]
+    ours = [m for m in ordered(list(methods)) if m.startswith("ours:") and not m.endswith("_last")]
     out = [f"Replicated: the method of Suhail et al. (arXiv 2509.23051), a U-Net mask m whose explanation "
            f"e = m ⊙ x should keep a frozen classifier's label, trained and scored on {len(groups)} "
            "classifier/dataset groups with baselines and controls; the paper reports no numbers, so these "
@@ -183,8 +183,8 @@ def headline_sentences(groups: dict[str, dict], per_image: dict) -> list[str]:
     if ours:
         out.append(f"On {st['classifier']} / {st['dataset']} (n = {st['n_images']} held-out images): "
                    + "; ".join(_regime_phrase(m, methods[m], per_image.get(first)) for m in ours) + ".")
-    met = [f"{m} on {g}" for g, d in groups.items() for m, e in d["methods"].items()
-           if m.startswith("ours:") and not m.endswith("_last") and _meets(e)]
+    met = [f"{m} on {g}" for g, d in groups.items() for m in ordered(list(d["methods"]))
+           if m.startswith("ours:") and not m.endswith("_last") and _meets(d["methods"][m])]
     claim = (f"The paper's claim, the label kept with about 2–5 % of the pixels (1–2 % on MNIST in the companion "
              f"paper), read here as top-1 kept ≥ {_pct(KEPT_HIGH)} at a mean hard-mask area ≤ {_pct(CLAIM_AREA)}: ")
     out.append(claim + (f"met by {', '.join(met)}." if met else "not met by any regime of ours in any group."))
@@ -198,7 +198,7 @@ def headline_sentences(groups: dict[str, dict], per_image: dict) -> list[str]:
     parts = []
     for g in photos:
         d = groups[g]
-        mine = [m for m in d["methods"] if m.startswith("ours:") and not m.endswith("_last")]
+        mine = [m for m in ordered(list(d["methods"])) if m.startswith("ours:") and not m.endswith("_last")]
         parts.append(f"{group_title(d['settings'])}: " + "; ".join(
             _regime_phrase(m, d["methods"][m], per_image.get(g)) for m in mine))
     if own:

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tabulate import tabulate
 
-from actmatch.report.tables import _blank_nan, to_markdown
+from actmatch.report.tables import cells, to_markdown
 
 __all__ = ["SMOKE_BANNER", "TableItem", "FigureItem", "Section", "html_page", "results_markdown", "headline_markdown"]
 
@@ -59,8 +58,10 @@ def _embed_png(path: Path) -> str:
 
 
 def _html_table(t: TableItem) -> str:
-    return tabulate(_blank_nan(t.df), headers="keys", tablefmt="html", showindex=False, floatfmt=t.floatfmt,
-                    missingval="–")
+    d = cells(t.df, t.floatfmt)
+    rows = ["<table>", "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in d.columns) + "</tr>"]
+    rows += ["<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in d.itertuples(index=False)]
+    return "\n".join(rows + ["</table>"])
 
 
 def html_page(sections: list[Section], headline: list[str], smoke: bool = False) -> str:
@@ -122,5 +123,5 @@ def results_markdown(sections: list[Section], headline: list[str], headline_md: 
 
 def headline_markdown(df: pd.DataFrame, caption: str, smoke: bool = False) -> str:
     """``headline.md``: one caption line and one small table (≤ 12 lines in all), for the README."""
-    lines = ([f"> **{SMOKE_BANNER}**"] if smoke else []) + [caption, ""]
+    lines = ([f"> **{SMOKE_BANNER}**", ""] if smoke else []) + [caption, ""]
     return "\n".join(lines) + "\n" + to_markdown(df, ".2f")

@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 __all__ = ["MAIN_COLUMNS", "SYCE_COLUMNS", "KEPT_HIGH", "LOW_RATIO", "main_table", "ratio_stats", "method_label",
            "ordered", "seed_cell", "spread_cell", "live_seeds", "headline_table", "syce_table", "glance_table",
-           "to_markdown", "to_latex"]
+           "to_markdown", "to_latex", "cells", "render"]
 
 # metric key → column title, in table order (after kept and the p_ratio columns)
 MAIN_COLUMNS: dict[str, str] = {"kept": "top-1 kept", "area": "area", "flip": "compl. flip",
@@ -109,7 +109,8 @@ def ratio_stats(per_image: pd.DataFrame | None, method: str, collapsed: Sequence
 
 
 def _n_images(entry: dict, per_image: pd.DataFrame | None, name: str) -> int:
-    if per_image is not None and "id" in per_image:
+    """Images scored: from ``per_image.csv`` (counts a row whose seeds all collapsed too), else the metrics' n."""
+    if per_image is not None and "id" in per_image and (per_image["method"] == name).any():
         return int(per_image.loc[per_image["method"] == name, "id"].nunique())
     return max([int(v["n"]) for v in entry["metrics"].values()] or [0])
 
@@ -222,23 +223,28 @@ def glance_table(runs: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _blank_nan(df: pd.DataFrame) -> pd.DataFrame:
-    """NaN (no test, no value) prints as "–" rather than "nan"."""
-    return df.astype(object).where(df.notna(), None)
+def cells(df: pd.DataFrame, floatfmt: str = ".3g") -> pd.DataFrame:
+    """Every cell as the text the tables show: floats with ``floatfmt``, NaN/None as "–", text as it is
+    (never re-parsed as a number: "1,234" ms stays "1,234", "0.70" stays "0.70")."""
+    def one(v: object) -> str:
+        if v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)):
+            return "–"
+        if isinstance(v, (float, np.floating)):
+            return format(float(v), floatfmt)
+        return str(v)
+    return pd.DataFrame({c: [one(v) for v in df[c]] for c in df.columns}, columns=list(df.columns))
 
 
-def _escape_pipes(df: pd.DataFrame) -> pd.DataFrame:
-    """A "|" inside a header or cell (e.g. "CF median |δ|") would split a Markdown column."""
-    d = _blank_nan(df)
-    d.columns = [str(c).replace("|", "\\|") for c in d.columns]
-    return d.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
+def render(df: pd.DataFrame, tablefmt: str, floatfmt: str = ".3g") -> str:
+    return tabulate(cells(df, floatfmt), headers="keys", tablefmt=tablefmt, showindex=False, disable_numparse=True)
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    return tabulate(_escape_pipes(df), headers="keys", tablefmt="github", showindex=False, floatfmt=floatfmt,
-                    missingval="–") + "\n"
+    """GitHub Markdown; a "|" inside a header or cell (e.g. "CF median |δ|") is escaped."""
+    d = cells(df, floatfmt)
+    d = pd.DataFrame({c.replace("|", "\\|"): [v.replace("|", "\\|") for v in d[c]] for c in d.columns})
+    return tabulate(d, headers="keys", tablefmt="github", showindex=False, disable_numparse=True) + "\n"
 
 
 def to_latex(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    return tabulate(_blank_nan(df), headers="keys", tablefmt="latex_booktabs", showindex=False, floatfmt=floatfmt,
-                    missingval="–") + "\n"
+    return render(df, "latex_booktabs", floatfmt) + "\n"
