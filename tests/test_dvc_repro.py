@@ -56,7 +56,7 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     p["device"] = "cpu"
     p["seeds"] = [0, 1]
     p["datasets"]["mnist"]["limit"] = 200
-    p["datasets"]["photos"]["names"] = ["chelsea"]
+    p["datasets"]["photos"]["names"] = ["coffee"]
     p["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
     p["train_classifier"]["runs"] = {"mnist_cnn-mnist": {"arch": "mnist_cnn", "dataset": "mnist"},
                                      "small_resnet-cluttered_mnist": {"arch": "small_resnet",
@@ -144,7 +144,7 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     train_ids = pd.read_csv(repo / "results/explainers/mnist_cnn-mnist/amortized/seed0/train_ids.csv")
     assert len(train_ids) == 64 and train_ids["label"].nunique() == 10  # a stratified sample, never the first 64
     photos = pd.read_csv(repo / "results/explainers/efficientnet_lite0-photos/per_image/seed0/summary.csv")
-    assert list(photos["id"]) == ["chelsea"] and photos.loc[0, "class_name"] == "Egyptian cat"
+    assert list(photos["id"]) == ["coffee"] and photos.loc[0, "class_name"] == "espresso"
     m = json.loads((repo / "results/metrics/mnist_cnn-mnist.json").read_text())["methods"]
     assert set(m) == {"ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_last",
                       "ours:per_image_paper", "gradcam", "gradcam_pp", "integrated_gradients", "occlusion", "rise",
@@ -170,7 +170,7 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     clutter = json.loads((repo / "results/metrics/small_resnet-cluttered_mnist.json").read_text())["methods"]
     assert 0.0 <= clutter["rise"]["metrics"]["pointing"]["mean"] <= 1.0 and "pointing" not in m["rise"]["metrics"]
     per_image = pd.read_csv(repo / "results/metrics/efficientnet_lite0-photos/per_image.csv")
-    assert set(per_image["id"]) == {"chelsea"} and len(per_image) == 2 + 8  # per_image (2 seeds) + 8 baselines
+    assert set(per_image["id"]) == {"coffee"} and len(per_image) == 2 + 8  # per_image (2 seeds) + 8 baselines
 
     ablation = json.loads((repo / "results/ablations/mnist_cnn-mnist-mnist/no_tv.json").read_text())
     assert ablation["variant"] == "no_tv" and ablation["n"] == 6 and ablation["seeds"] == 2

@@ -145,12 +145,22 @@ def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, cla
     from actmatch.data import load_dataset
 
     ab, ev, rt = ablation(raw), score_defaults(raw), runtime(raw)
-    target = base_median_area(match_area) if match_area else None
+    target = None
+    if match_area:
+        try:
+            target = base_median_area(match_area)
+        except ValueError as err:  # the base collapsed: there is no area to match; say so, compute nothing
+            summary = {"variant": variant, "skipped": str(err), "area_target": None, "seeds": len(rt.seeds),
+                       "collapsed": [], "metrics": {}, "per_seed": {}, "n": 0}
+            with atomic_dir(out) as tmp:
+                (tmp / "SKIPPED.txt").write_text(f"not run: {err}\n")
+            write_json(metrics, summary)
+            return summary
     run, loss = variant_loss(raw, classifier, dataset, variant, area_target=target)
     clf = load_classifier_dir(classifier_dir)
     clf.model.to(resolve_device(rt.device))
     score = ScoreSettings(ev.batch_size, ev.curve_steps, ev.perturb_draws, tuple(ev.budgets), ev.max_pieces,
-                          rt.data_seed)
+                          rt.data_seed, mean=tuple(clf.mean), std=tuple(clf.std))
     record = {"variant": variant, "overlay": ab.variants[variant], "explainer_run": classifier,
               "classifier": run.classifier, "dataset": run.dataset, "train": ab.train.model_dump(),
               "unet": run.unet.model_dump(), "fill": run.fill, "area_target": target}

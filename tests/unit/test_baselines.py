@@ -63,7 +63,8 @@ def test_integrated_gradients_of_a_linear_model_is_exact():
 
 
 @pytest.mark.parametrize("name,settings", [("integrated_gradients", {}), ("occlusion", {"window": 0.25}),
-                                           ("rise", {"masks": 400, "grid": 4}), ("extremal", {"steps": 100, "reg_start": 1.0})])
+                                           ("rise", {"masks": 400, "grid": 4}),
+                                           ("extremal", {"steps": 100, "reg_start": 1.0})])
 def test_the_evidence_region_gets_the_top_pixels(batch, name, settings):
     """(Grad-CAM weighs channels, not positions, so this model, whose evidence is a position, is no test
     for it: see the bright-square test below.)"""

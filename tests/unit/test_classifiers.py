@@ -104,7 +104,8 @@ def test_crop_and_stretch_put_a_known_pattern_where_each_resize_says():
         assert red[: int(red_x) - 2].max() < 0.01 and red[int(red_x) + 3:].min() > 0.99, clf.resize
         assert green[: int(green_y) - 2].max() < 0.01 and green[int(green_y) + 3:].min() > 0.99, clf.resize
         assert 0.2 < red[int(red_x) - 1: int(red_x) + 2].mean() < 0.8        # the edge itself
-    assert crop.input_region(300, 450) == pytest.approx((80 * 450 / 384, 16 * 300 / 256, 304 * 450 / 384, 240 * 300 / 256))
+    region = (80 * 450 / 384, 16 * 300 / 256, 304 * 450 / 384, 240 * 300 / 256)     # the crop, in photo pixels
+    assert crop.input_region(300, 450) == pytest.approx(region)
     assert stretch.input_region(300, 450) == (0.0, 0.0, 450.0, 300.0)
 
 

@@ -328,7 +328,7 @@ def _toy():
     for (r, c), v in top0.items():
         soft[0, 0, r, c] = v
     soft[1, 0, N[0], N[1]], soft[1, 0, E1[0], E1[1]], soft[1, 0, E2[0], E2[1]] = 0.9, 0.02, 0.01
-    boxes = torch.tensor([[6, 0, 9, 3], [0, 3, 3, 6]])             # (x0, y0, x1, y1): cols 6–8 × rows 0–2; cols 0–2 × rows 3–5
+    boxes = torch.tensor([[6, 0, 9, 3], [0, 3, 3, 6]])   # (x0, y0, x1, y1): cols 6–8 × rows 0–2; cols 0–2 × rows 3–5
     return x, baseline, blurred, soft, (soft > 0.5).float(), boxes
 
 

@@ -161,7 +161,8 @@ def test_ablation_table_paired_over_seeds_wilcoxon_holm_and_collapse():
     assert r.loc["base"][["seeds", "collapsed", "n", "area", "Δ area"]].tolist() == [2, 0, 5, "0.310 ± 0.014", "–"]
     assert np.isnan(r.loc["base", "p_Holm area"])
     # area_20: seed means 0.33 and 0.37; per-seed Δ 0.03 and 0.05; averaged diffs all positive: exact p = 2/32,
-    # area_500: T− = 1: p = 4/32; tv_5: T− = 2: p = 6/32; Holm over these three: 3·p1, max(that, 2·p2), max(…, p3)
+    # area_500: T− = 1: p = 4/32; tv_5: T− = 2: p = 6/32; Holm over these three:
+    # 3·p1, max(that, 2·p2), max(…, p3)
     assert r.loc["area_20", "area"] == "0.350 ± 0.028" and r.loc["area_20", "Δ area"] == "+0.040 ± 0.014"
     assert r.loc["area_500", "Δ area"] == "+0.026 ± 0.000" and r.loc["tv_5", "Δ area"] == "+0.022 ± 0.000"
     assert r.loc["area_20", "p_Holm area"] == pytest.approx(0.1875)
@@ -357,7 +358,8 @@ def _regime_seed(folder, regime, seed):
     ids = ["x0", "x1"]
     soft = np.zeros((2, 16, 16), np.float32)
     soft[:, 4:8, 4:8] = 0.9
-    np.savez_compressed(folder / "masks.npz", ids=np.array(ids), **{f"{regime}_soft": soft, f"{regime}_hard": soft > 0.5})
+    np.savez_compressed(folder / "masks.npz", ids=np.array(ids),
+                        **{f"{regime}_soft": soft, f"{regime}_hard": soft > 0.5})
     pd.DataFrame({"id": ids, "label": [0, 1], "y": [0, 1], "class_name": ["zero", "one"], "p_x": [0.9, 0.8],
                   "p_e": [0.7, 0.6], "y_e": [0, 1], "area": [0.0625, 0.0625], "soft_area": [0.06, 0.06],
                   "kept": [1, 1], "regime": regime}).to_csv(folder / "summary.csv", index=False)
@@ -415,7 +417,28 @@ def _results_tree(tmp_path):
     (results / "syce" / "lenet-mnist_3v8.json").write_text(json.dumps(
         {"run": "lenet-mnist_3v8", "classifier": "lenet-mnist_3v8", "dataset": "mnist_3v8", "num_classes": 2,
          "methods": {"syce": m}}))
+    _glance(results)
     return results, data
+
+
+def _glance(results):
+    """A GLANCE run on the mnist group (the stored layout is unchanged; the report's section is rewritten)."""
+    folder = results / "explainers" / "mnist_cnn-mnist" / "glance"
+    folder.mkdir(parents=True)
+    names = ["thickness", "slant", "output"]
+    w = pd.DataFrame(0.0, index=names, columns=names)
+    w.loc["thickness", "slant"], w.loc["slant", "output"] = 0.8, -0.4
+    w.to_csv(folder / "graph.csv")
+    img = np.zeros((2, 16, 16), np.uint8)
+    np.savez_compressed(folder / "strips.npz", x=img, strips=np.zeros((2, 3, 2, 16, 16), np.uint8),
+                        deltas=np.array([-1.0, 0.0, 1.0]), features=np.array(["thickness", "slant"]))
+    np.savez_compressed(folder / "maps.npz", ids=np.array(["x0", "x1"]), y=np.array([0, 1]), y_hat=np.array([0, 1]),
+                        cf_node=np.array([0, -1]), cf_label=np.array([1, -1]), effect_node=np.array([0, 1]),
+                        effect_delta=np.array([1.0, -2.0]), nodes=np.array(names[:2]), x_hat=img, x_cf=img,
+                        map=np.ones((2, 16, 16), np.float16))
+    (results / "glance").mkdir()
+    (results / "glance" / "mnist_cnn-mnist.json").write_text(json.dumps(
+        {**_glance_metrics(), "classifier": "mnist_cnn-mnist", "dataset": "mnist"}))
 
 
 def test_build_report_writes_every_file_in_reading_order_and_is_byte_stable(tmp_path):
@@ -428,6 +451,8 @@ def test_build_report_writes_every_file_in_reading_order_and_is_byte_stable(tmp_
     assert "training_efficientnet_lite0-photos.png" not in names  # no amortized run there
     assert {"training_mnist_cnn-mnist.png", "table_syce.md", "table2_mnist_cnn-mnist-mnist.md",
             "table2_mnist_cnn-mnist-mnist_matched.tex", "fig2_mnist_cnn-mnist-mnist.png", "fig3_tradeoff.png",
+            "table_glance.md", "fig_glance_graph_mnist_cnn-mnist.png", "fig_glance_strips_mnist_cnn-mnist.pdf",
+            "fig_glance_cf_mnist_cnn-mnist.png",
             "RESULTS.md", "headline.md", "report.html"} <= names
     assert all(p.is_file() for p in files) and sorted(names) == sorted(p.name for p in out.iterdir())
     assert not any(n.startswith(("table_ce", "fig_ce")) for n in names)  # the old names are gone
@@ -450,7 +475,8 @@ def test_build_report_writes_every_file_in_reading_order_and_is_byte_stable(tmp_
                  "### table2_mnist_cnn-mnist-mnist\n\nTable 2, mnist_cnn-mnist on mnist:",
                  "seeds 0, 1 per variant", "Holm-corrected across the variants tested",
                  "Collapsed (every seed): area_1500: no Δ, no p.", "### table2_mnist_cnn-mnist-mnist_matched",
-                 "Table 2 (equal area)", "### table_syce", "- **p_ratio med.**:",
+                 "Table 2 (equal area)", "### table_syce", "- **p_ratio med.**:", "### table_glance",
+                 "CF median \\|δ\\|",
                  "Source: `results/metrics/mnist_cnn-mnist.json`", "| area_20 ", "![fig1_mnist_cnn-mnist]"):
         assert text in results_md, text
     assert results_md.count("| ours:finetune_last (last mask) ") == 3  # once per group's Table 1
@@ -463,7 +489,11 @@ def test_build_report_writes_every_file_in_reading_order_and_is_byte_stable(tmp_
     assert "| area target " in matched and "| 0.300 " in matched and "0.0625" in matched
     assert "http" not in page.replace("data:image", "") and page.count("data:image/png;base64,") == len(
         [n for n in names if n.endswith(".png")])
-    again = build_report(results, data, tmp_path / "again", examples=2, dpi=40, smoke=True)
-    assert [p.read_bytes() for p in files] == [p.read_bytes() for p in again]
-    plain = build_report(results, data, tmp_path / "plain", examples=2, dpi=40)
-    assert SMOKE_BANNER not in (tmp_path / "plain" / "report.html").read_text() + plain[-3].read_text()
+    # a rerun writes the same bytes; without smoke the documents differ by the banner alone
+    again = build_report(results, data, tmp_path / "again", examples=2, dpi=40)
+    assert [p.name for p in files] == [p.name for p in again]
+    assert [p.read_bytes() for p in files[:-3]] == [p.read_bytes() for p in again[:-3]]
+    banner = {"RESULTS.md": f"> **{SMOKE_BANNER}**\n\n", "headline.md": f"> **{SMOKE_BANNER}**\n\n",
+              "report.html": f'<div class="smoke">{SMOKE_BANNER}</div>\n'}
+    for p, q in zip(files[-3:], again[-3:]):
+        assert p.read_text().replace(banner[p.name], "", 1) == q.read_text() and SMOKE_BANNER not in q.read_text()

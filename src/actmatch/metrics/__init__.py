@@ -6,7 +6,7 @@ Conventions shared by every function here:
   under ``torch.no_grad`` in chunks of ``batch_size`` (results do not depend on the chunking).
 * ``x`` are normalized images, ``masks`` hard masks ``(B, 1, H, W)`` in {0, 1}, ``soft`` soft
   maps ``(B, 1, H, W)`` in [0, 1], ``baseline`` what a removed pixel becomes (``(B, C, H, W)``,
-  :func:`actmatch.explainer.unet.fill_values`), ``y`` the target labels ``(B,)`` long — the
+  :func:`actmatch.core.masks.fill_values`), ``y`` the target labels ``(B,)`` long — the
   classifier's own top-1 label on ``x`` unless said otherwise.
 * Inputs are never modified in place; outputs live on the inputs' device, one value per image.
 """

@@ -11,8 +11,9 @@ Pixel-space noise is then normalized like an image, (r − mean) / std. Our choi
 names the noise kinds but not their space. In normalized space an RGB background is already pixel noise
 around the data mean, but on single-channel MNIST-like data (mean ≈ 0.13, std ≈ 0.31) N(0, 1) is
 0.13 ± 0.31 in pixels, a third of it darker than black paper, and U(−1, 1) likewise: a trained classifier
-maps such backgrounds to one class whatever the kept pixels show, so the test could not discriminate. :func:`actmatch.metrics.suite.score_masks`
-therefore passes ``mean`` / ``std`` for single-channel inputs only (RGB numbers are unchanged).
+maps such backgrounds to one class whatever the kept pixels show, so the test could not discriminate.
+:func:`actmatch.metrics.suite.score_masks` therefore passes ``mean`` / ``std`` for single-channel inputs
+only (RGB numbers are unchanged).
 
 ``draws`` backgrounds of each kind per image, from one seeded generator (the pixel-space draws consume
 it exactly like the normalized ones); the score per image and kind is the share of draws on which f

@@ -106,7 +106,8 @@ def _syce_section(w: _Writer, results: Path, data: Path, runs: dict[str, dict], 
             items.append(w.figure(f"fig_syce_{run}", ce_figure(ex, f"SyCE / CyCE on {d['classifier']} ({setting}): "
                                                                    "similar, adversarial, map"),
                                   "Per row: the input, then per method the similar image x_st, the adversarial "
-                                  f"image x_a and the map. Source: `results/explainers/{run}/syce/<variant>/maps.npz`."))
+                                  "image x_a and the map. Source: "
+                                  f"`results/explainers/{run}/syce/<variant>/maps.npz`."))
     return Section("SyCE / CyCE (Charachon et al. 2021): their own metrics and examples", items)
 
 
@@ -200,9 +201,9 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
         g = next(iter(groups))
         st = groups[g]["settings"]
         table = headline_table(groups[g], per_image.get(g))
-        caption = (f"Headline, {st['classifier']} on {st['dataset']} (n = {st['n_images']} held-out images): mean ± sd "
-                   f"across seeds, no ± for one run; the two baselines with the highest kept. Generated from "
-                   f"`results/metrics/{g}.json`; captions in RESULTS.md.")
+        caption = (f"Headline, {st['classifier']} on {st['dataset']} (n = {st['n_images']} held-out images): "
+                   "mean ± sd across seeds, no ± for one run; the two baselines with the highest kept. Generated "
+                   f"from `results/metrics/{g}.json`; captions in RESULTS.md.")
         head_md, head_file = headline_markdown(table, caption), headline_markdown(table, caption, smoke)
     (out / "headline.md").write_text(head_file)
     (out / "RESULTS.md").write_text(results_markdown(sections, headline, head_md, smoke))

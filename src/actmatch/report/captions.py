@@ -151,6 +151,8 @@ def _regime_phrase(name: str, e: dict, per_image) -> str:
     if seeds_all_collapsed(e):
         return f"{name}: all {e['seeds']} seeds collapsed"
     m, k = e["metrics"], live_seeds(e)
+    if "kept" not in m or "area" not in m:
+        return f"{name}: no kept / area metric stored"
     kept, area = m["kept"], m["area"]
     spread = f" (seeds {_pct(kept['min'])}–{_pct(kept['max'])})" if k > 1 else ""
     out = f"{name} keeps the label on {_pct(kept['mean'])}{spread} at a mean area of {_pct(area['mean'], 1)}"

@@ -161,7 +161,9 @@ def headline_table(metrics: dict, per_image: pd.DataFrame | None, baselines: int
     ours = [m for m in ordered(list(methods)) if m.startswith("ours:") and not m.endswith("_last")]
     others = [m for m in methods if not m.startswith("ours:") and m not in CONTROLS
               and m not in ("glance",) and not m.startswith(("syce", "cyce"))]
-    score = lambda m: tuple(-methods[m]["metrics"].get(k, {}).get("mean", -1.0) for k in ("kept", "insertion_auc"))  # noqa: E731
+    def score(m: str) -> tuple[float, ...]:
+        return tuple(-methods[m]["metrics"].get(k, {}).get("mean", -1.0) for k in ("kept", "insertion_auc"))
+
     best = sorted((m for m in others if not seeds_all_collapsed(methods[m])), key=score)[:baselines]
     rows = []
     for name in (ours + best)[:max_rows]:
