@@ -200,11 +200,12 @@ def test_train_explainer_under_torchrun_equals_one_process(work, tmp_path):
         with np.load(out / "seed0/masks.npz") as z:
             masks[len(launcher)] = z["amortized_soft"].astype(np.float32)
     # Equal up to float summation order (the exact equivalence is test_paper_scale's, on a toy net): Adam
-    # turns 1e-7 gradient differences into up to ~3e-4 here after 6 steps; a missing all-reduce or
-    # unshared noise moves weights by ~lr = 1e-3 per step
+    # normalizes near-zero gradients, so 1e-7 differences in them move inner weights by up to ~1.3e-3 after
+    # 6 steps (measured, with the authors' zmse eps of 1e-6) while the masks agree to ~1e-7; a missing
+    # all-reduce or unshared noise moves every weight by ~lr = 1e-3 per step (6e-3) and the masks visibly
     for k, v in nets[1].items():
-        torch.testing.assert_close(nets[5][k], v, rtol=0, atol=5e-4, msg=f"parameter {k}")
-    assert np.abs(masks[5] - masks[1]).max() < 0.02 and ((masks[5] > 0.5) == (masks[1] > 0.5)).mean() > 0.995
+        torch.testing.assert_close(nets[5][k], v, rtol=0, atol=3e-3, msg=f"parameter {k}")
+    assert np.abs(masks[5] - masks[1]).max() < 1e-3 and ((masks[5] > 0.5) == (masks[1] > 0.5)).mean() > 0.995
 
 
 def test_glance_stages_build_the_controlled_digits_features_and_one_run(work, tmp_path):
