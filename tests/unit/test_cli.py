@@ -116,7 +116,7 @@ def test_explain_per_image_takes_the_run_from_params(images, trained, tmp_path):
                str(tmp_path / "params.yaml"), "--no-progress", "--device", "cpu"])
     assert rc == 0
     meta = json.loads((out / "gray.json").read_text())
-    assert meta["regime"] == "per_image" and meta["steps"] == 2 and meta["preset"] == run["preset"]
+    assert meta["regime"] == "per_image" and meta["steps"] == 2 and meta["recipe"] == "mnist_cnn-mnist"
     batched = tmp_path / "batched"
     rc = main(["explain", str(images / "gray.png"), str(images / "photo.jpg"), "--classifier", "mnist_cnn-mnist",
                "--classifiers-dir", str(tmp_path / "classifiers"), "--per-image", "--steps", "2", "--batch", "2",
@@ -133,7 +133,7 @@ def test_bad_input_exits_2_names_the_problem_and_writes_nothing(images, trained,
             "--out", str(out), "--no-progress", "--device", "cpu"]
     expected = {"bad_image": "cut.jpg is a damaged image", "other_classifier": "explains toy at 8 px",
                 "no_classifier": "no classifier 'resnet99'", "unwritable": "is not a writable folder",
-                "both_modes": "choose one", "params_typo": "preset 'tuned_mnist': wieghts: Extra inputs are not permitted",
+                "both_modes": "--explainer (amortized) takes no per-image settings", "params_typo": "preset 'tuned_mnist': wieghts: Extra inputs are not permitted",
                 "bad_batch": "--batch must be at least 1, got 0"}[case]
     if case == "bad_image":
         argv.insert(2, str(images / "cut.jpg"))
@@ -174,3 +174,41 @@ def test_classifiers_and_info(trained, capsys):
     assert main(["info", str(ckpt)]) == 0
     info = capsys.readouterr().out
     assert "classifier: mnist_cnn-mnist" in info and "input_size: 28" in info
+
+
+def test_explain_anywhere_with_a_registry_classifier_and_a_shipped_recipe(tmp_path, monkeypatch, capsys):
+    """From an empty folder, no params.yaml, no pipeline: efficientnet_lite0's weights come from its pip
+    package into ACTMATCH_CACHE (once), the recipe from the package, --area makes the area a target."""
+    import skimage.data
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ACTMATCH_CACHE", str(tmp_path / "cache"))
+    Image.fromarray(skimage.data.coffee()).save(tmp_path / "coffee.jpg")
+    argv = ["explain", "coffee.jpg", "--classifier", "efficientnet_lite0", "--steps", "2", "--area", "0.05",
+            "--out", "out", "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    meta = json.loads((tmp_path / "out/coffee.json").read_text())
+    assert meta["class_name"] == "espresso" and meta["recipe"] == "photos" and meta["area_target"] == 0.05
+    assert meta["steps"] == 2 and 0 < meta["p_x"] <= 1 and meta["input_region"] == [125.0, 25.0, 475.0, 375.0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["coffee.json", "coffee_explanation.png",
+                                                                     "coffee_mask.png", "coffee_overlay.png"]
+    assert Image.open(tmp_path / "out/coffee_mask.png").size == (600, 400)
+    weights = tmp_path / "cache/classifiers/efficientnet_lite0/weights.pth"
+    assert weights.stat().st_size > 10_000_000
+    stamp = weights.stat().st_mtime_ns
+    assert main(["explain", "coffee.jpg", "--classifier", "efficientnet_lite0", "--steps", "1", "--out", "out2",
+                 "--no-progress", "--device", "cpu"]) == 0
+    assert weights.stat().st_mtime_ns == stamp  # fetched once
+    assert main(["explain", "coffee.jpg", "--classifier", "efficientnet_lite0", "--preset", "nope", "--out", "o3",
+                 "--no-progress"]) == 2
+    assert "--preset 'nope' is not a shipped recipe; known: digits, photos" in capsys.readouterr().err
+
+
+def test_shipped_recipes_match_params_yaml():
+    """The CLI's recipes are generated from this repository's params.yaml: they must not drift."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(ROOT / "tools/sync_recipes.py"), "--check"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -36,7 +36,8 @@ from torch import nn
 
 
 __all__ = ["ClassifierSpec", "Classifier", "WeightsSource", "CLASSIFIERS", "register", "get_spec",
-           "build_classifier", "load_classifier", "fetch_weights", "freeze", "imagenet_class_names"]
+           "build_classifier", "load_classifier", "fetch_weights", "freeze", "imagenet_class_names", "input_region",
+           "view_region"]
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,31 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
+def _crop_resized_hw(size: int, h: int, w: int) -> tuple[int, int]:
+    """Size after the crop mode's resize: the shorter side at round(S · 256/224), the other scaled with it."""
+    short = round(size * 256 / 224)
+    return (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+
+
+def input_region(resize: str, size: int, h: int, w: int) -> tuple[float, float, float, float]:
+    """The part ``(x0, y0, x1, y1)`` (pixels, x1 and y1 exclusive) of an ``h``×``w`` image that an S×S
+    input shows (S = ``size``): the whole image when stretched; for ``crop``, the centre crop after the
+    shorter side is resized to round(S · 256/224), the longer one scaled with it and truncated as
+    torchvision does."""
+    if resize == "stretch":
+        return 0.0, 0.0, float(w), float(h)
+    rh, rw = _crop_resized_hw(size, h, w)
+    top, left = int(round((rh - size) / 2.0)), int(round((rw - size) / 2.0))
+    return left * w / rw, top * h / rh, (left + size) * w / rw, (top + size) * h / rh
+
+
+def view_region(name: str, h: int, w: int) -> tuple[float, float, float, float]:
+    """What registry classifier ``name`` sees of an ``h``×``w`` image (the whole image for any other name:
+    the small classifiers the pipeline trains stretch)."""
+    spec = CLASSIFIERS.get(name)
+    return input_region(spec.resize, spec.input_size, h, w) if spec else (0.0, 0.0, float(w), float(h))
+
+
 @dataclass
 class Classifier:
     """A frozen classifier with its preprocessing. ``model`` maps normalized ``(B, C, S, S)`` to logits.
@@ -189,21 +215,9 @@ class Classifier:
     def __post_init__(self) -> None:
         _check_resize(self.resize, self.name)
 
-    def _resized_hw(self, h: int, w: int) -> tuple[int, int]:
-        """Size after the resize step: S×S (stretch), or the shorter side at round(S · 256/224) and the
-        longer one scaled with it, truncated as torchvision does (crop)."""
-        if self.resize == "stretch":
-            return self.input_size, self.input_size
-        short = round(self.input_size * 256 / 224)
-        return (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
-
     def input_region(self, h: int, w: int) -> tuple[float, float, float, float]:
-        """The part ``(x0, y0, x1, y1)`` (pixels, x1 and y1 exclusive) of an ``h``×``w`` image that the
-        S×S input shows: the whole image when stretched, the centre crop otherwise."""
-        rh, rw = self._resized_hw(h, w)
-        s = self.input_size
-        top, left = (int(round((rh - s) / 2.0)), int(round((rw - s) / 2.0))) if self.resize == "crop" else (0, 0)
-        return left * w / rw, top * h / rh, (left + s) * w / rw, (top + s) * h / rh
+        """The part ``(x0, y0, x1, y1)`` of an ``h``×``w`` image that the S×S input shows (:func:`input_region`)."""
+        return input_region(self.resize, self.input_size, h, w)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """uint8 ``(H, W)`` or ``(H, W, C)`` image → float32 ``(C, S, S)`` normalized tensor.
@@ -226,7 +240,7 @@ class Classifier:
             x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
         s = self.input_size
         if self.resize == "crop":
-            x = TF.center_crop(TF.resize(x, list(self._resized_hw(*x.shape[1:])), antialias=True), [s, s])
+            x = TF.center_crop(TF.resize(x, list(_crop_resized_hw(s, *x.shape[1:])), antialias=True), [s, s])
         elif x.shape[1:] != (s, s):
             x = TF.resize(x, [s, s], antialias=True)
         mean = torch.tensor(self.mean).view(-1, 1, 1)

@@ -12,6 +12,8 @@ import pandas as pd
 import yaml
 
 from actmatch.report.ablations import Variant
+from actmatch.classifiers.registry import view_region
+from actmatch.images import crop_region
 from actmatch.report.paper import CEExample, CFExample, Example
 
 __all__ = ["image", "seed_dirs", "triplet_examples", "syce_examples", "glance_examples", "training_logs",
@@ -45,11 +47,14 @@ def triplet_examples(explainers: Path, group: str, ds, n: int) -> tuple[str, int
     summary = summary[summary["regime"] == regime].set_index("id")
     with np.load(folder / "masks.npz") as z:
         ids, hard = [str(i) for i in z["ids"]], z[f"{regime}_hard"]
+    clf_name = str(yaml.safe_load((folder / "config.yaml").read_text()).get("classifier", ""))
     row = _rows(ds)
     out = []
     for j, i in enumerate(ids[:n]):
         s = summary.loc[i]
-        out.append(Example(image(ds, row[i]), hard[j], str(s["class_name"])[:18],
+        img = image(ds, row[i])  # shown as the classifier saw it (a centre crop for the ImageNet ones)
+        img = crop_region(img, view_region(clf_name, *img.shape[:2]))
+        out.append(Example(img, hard[j], str(s["class_name"])[:18],
                            f"area {100 * s['area']:.1f} %\np {s['p_x']:.2f} → {s['p_e']:.2f}"))
     return regime, int(folder.name[4:]), len(seeds), out
 
