@@ -12,6 +12,7 @@ from pathlib import Path
 
 from actmatch.config.ablation import ablation
 from actmatch.config.base import read_params
+from actmatch.config.evaluate import evaluate
 from actmatch.config.glance import glance
 from actmatch.config.report import report
 from actmatch.config.syce import syce
@@ -26,11 +27,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         ap.add_argument(flag, default=default)
     args = ap.parse_args(argv)
     raw = read_params(args.params)
-    r = report(raw)
+    r, ab = report(raw), ablation(raw)
+    sy, gl = (syce(raw) if raw.get("syce") else None), (glance(raw) if raw.get("glance") else None)
+    expected = {"groups": sorted(evaluate(raw).runs), "syce": sorted(sy.runs) if sy else [],
+                "glance": sorted(gl.runs) if gl else [],
+                "grid": {f"{c}-{d}": (sorted(ab.variants), ab.matched) for c in ab.classifiers for d in ab.datasets}}
     with atomic_dir(Path(args.out)) as tmp:
-        files = build_report(Path(args.results), Path(args.data), tmp, r.examples, r.sweep_image,
-                             ablation(raw).base, r.dpi, syce(raw).figure_examples if raw.get("syce") else 4,
-                             glance(raw).figure_examples if raw.get("glance") else 4, smoke=r.smoke)
+        files = build_report(Path(args.results), Path(args.data), tmp, r.examples, r.sweep_image, ab.base, r.dpi,
+                             sy.figure_examples if sy else 4, gl.figure_examples if gl else 4, smoke=r.smoke,
+                             expected=expected)
     print(f"report: {len(files)} files in {args.out}/ (open {args.out}/report.html)")
 
 

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 
@@ -231,6 +230,8 @@ class Classifier:
             arr = arr[..., None]
         if arr.dtype != np.uint8 or arr.ndim != 3:
             raise ValueError(f"expected a uint8 (H, W[, C]) image, got {arr.dtype} {arr.shape}")
+        import torchvision.transforms.v2.functional as TF  # here, not at import: the params check loads this module
+
         x = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 255.0  # writable copy
         if x.shape[0] == 4:
             x = x[:3]

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -18,6 +21,9 @@ from actmatch.core.plugins import load_plugins
 __all__ = ["run_stage", "stage_parser", "lookup", "epoch_logger", "WHOLE_FILE_CHECK"]
 
 _KNOWN = (ActmatchError, FileNotFoundError, KeyError, ValueError)
+# Under `dvc repro` (DVC sets DVC_STAGE), each finished stage appends its wall time, from process start, here:
+# tools/stage_times.py turns the log into the per-stage table (results/stage_times.json).
+TIMINGS = os.environ.get("ACTMATCH_TIMINGS", "data/state/stage_times.jsonl")
 # The whole-file params check, imported by name: it sits above every stage's own code and is not a
 # DVC dependency of any stage (it can refuse a params file, never change an output); see actmatch.check.
 WHOLE_FILE_CHECK = "actmatch.check:check_file"
@@ -74,4 +80,20 @@ def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] 
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    _log_time()
     return 0
+
+
+def _log_time() -> None:
+    stage = os.environ.get("DVC_STAGE")
+    if not stage:
+        return
+    import psutil
+
+    started = psutil.Process().create_time()  # includes interpreter start and imports
+    path = os.path.join(os.environ.get("DVC_ROOT", "."), TIMINGS)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"stage": stage, "seconds": round(time.time() - started, 2), "end": round(time.time()),
+                             "threads": __import__("torch").get_num_threads() if "torch" in sys.modules else None})
+                 + "\n")

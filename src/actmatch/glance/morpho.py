@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from skimage import morphology, transform
 
 __all__ = ["FEATURES", "measure", "measure_batch"]
 
@@ -43,6 +42,8 @@ def _weighted_quantiles(v: np.ndarray, w: np.ndarray, qs: tuple[float, float]) -
 
 def measure(image: np.ndarray, scale: int = 4, bound_frac: float = 0.02) -> dict[str, float]:
     """The features of one ``(H, W)`` grey image (uint8 or float, brighter = ink)."""
+    from skimage import morphology, transform  # here: the params check imports FEATURES from this module
+
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
         raise ValueError(f"expected a 2-D grey image, got shape {img.shape}")

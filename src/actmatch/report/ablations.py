@@ -69,9 +69,17 @@ def _seed_dirs(folder: Path) -> list[Path]:
                   key=lambda p: int(p.name[4:]))
 
 
-def _variants(folder: Path) -> dict[str, Variant]:
+def _variants(folder: Path, names: list[str] | None = None) -> dict[str, Variant]:
+    """The variants summarized in ``folder/*.json`` (only ``names`` when given: the grid params.yaml
+    declares, so a summary left over from an earlier grid never reaches a table). A matched row whose
+    base collapsed was not run (its summary says ``skipped``) and is left out."""
     out = {}
-    for summary in sorted(folder.glob("*.json")):
+    files = sorted(folder.glob("*.json")) if names is None else [folder / f"{n}.json" for n in names]
+    for summary in files:
+        if not summary.is_file():
+            raise FileNotFoundError(f"{summary} not found: run its ablation stage (dvc repro)")
+        if "skipped" in json.loads(summary.read_text()):
+            continue
         sub = folder / summary.stem
         dirs = _seed_dirs(sub)
         if not dirs:
@@ -82,10 +90,16 @@ def _variants(folder: Path) -> dict[str, Variant]:
     return out
 
 
-def load_ablations(folder: Path) -> dict[str, dict[str, dict[str, Variant]]]:
-    """``{pair: {"variants": {name: Variant}, "matched": {name: Variant}}}`` for every
-    ``folder/<pair>/`` holding variant summaries."""
+def load_ablations(folder: Path, grid: dict[str, tuple[list[str], list[str]]] | None = None
+                   ) -> dict[str, dict[str, dict[str, Variant]]]:
+    """``{pair: {"variants": {name: Variant}, "matched": {name: Variant}}}`` for every ``folder/<pair>/``
+    holding variant summaries, or exactly the pairs and (variants, matched) names of ``grid``."""
     out = {}
+    if grid is not None:
+        for pair, (variants, matched) in grid.items():
+            out[pair] = {"variants": _variants(Path(folder) / pair, variants),
+                         "matched": _variants(Path(folder) / pair / "matched", matched) if matched else {}}
+        return out
     for pair in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
         variants = _variants(pair)
         if variants:

@@ -161,18 +161,30 @@ def _ablation_section(w: _Writer, data: Path, pair: str, found: dict, base: str,
 
 def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_image: int = 0,
                  ablation_base: str = "base", dpi: int = 110, syce_examples: int = 4, glance_examples: int = 4,
-                 smoke: bool = False) -> list[Path]:
+                 smoke: bool = False, expected: dict | None = None) -> list[Path]:
     """Write every table (``.md`` + ``.tex``) and figure (``.png`` + ``.pdf``) into ``out``, then
     ``RESULTS.md``, ``headline.md`` and ``report.html`` (with a banner when ``smoke``); returns the files
-    written, in page order."""
+    written, in page order. ``expected`` (what params.yaml declares: ``groups``, ``syce``, ``glance`` run
+    names and the ablation ``grid`` {pair: (variants, matched)}) restricts the report to exactly those, so
+    files left over from another configuration never reach a table; a missing one is an error."""
     out.mkdir(parents=True, exist_ok=True)
     w = _Writer(out, dpi)
-    loaded = {p.stem: json.loads(p.read_text()) for p in sorted((results / "metrics").glob("*.json"))}
+
+    def read(kind: str, names: list[str] | None) -> dict[str, dict]:
+        paths = sorted((results / kind).glob("*.json")) if names is None else \
+            [results / kind / f"{n}.json" for n in names]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"report: {missing} not found; run the stages that write them (dvc repro)")
+        return {p.stem: json.loads(p.read_text()) for p in paths}
+
+    exp = expected or {}
+    loaded = read("metrics", exp.get("groups"))
     groups = {g: loaded[g] for g in cap.reading_order({g: m["settings"] for g, m in loaded.items()})}
     per_image = {g: pd.read_csv(results / "metrics" / g / "per_image.csv", dtype={"id": str})
                  for g in groups if (results / "metrics" / g / "per_image.csv").is_file()}
-    syce_runs = {p.stem: json.loads(p.read_text()) for p in sorted((results / "syce").glob("*.json"))}
-    glance_runs = {p.stem: json.loads(p.read_text()) for p in sorted((results / "glance").glob("*.json"))}
+    syce_runs = read("syce", exp.get("syce"))
+    glance_runs = read("glance", exp.get("glance"))
     sections, points = [], []
     for g, metrics in groups.items():
         sections.append(_group_section(w, results, data, g, metrics, per_image.get(g), examples))
@@ -184,7 +196,7 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
         sections.append(_syce_section(w, results, data, syce_runs, syce_examples))
     if glance_runs:
         sections.append(_glance_section(w, results, data, glance_runs, glance_examples))
-    ablations = load_ablations(results / "ablations") if (results / "ablations").is_dir() else {}
+    ablations = load_ablations(results / "ablations", exp.get("grid")) if (results / "ablations").is_dir() else {}
     for pair, found in ablations.items():
         sections.append(_ablation_section(w, data, pair, found, ablation_base, sweep_image))
         points += [_point(f"{pair} (ablation)", k, "variant", v.summary["metrics"]) for k, v in
