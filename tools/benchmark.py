@@ -1,7 +1,7 @@
 """Speed benchmark, one run, the same images and device for every row (issue: CLI, robustness
 and benchmark). Writes JSON; it is not a test and asserts nothing.
 
-    python -m actmatch.benchmark --out results/benchmark.json [--images 8] [--paper-images 2]
+    python tools/benchmark.py --out results/benchmark.json [--images 8] [--paper-images 2]
 
 Rows: ms per explanation (one image at a time, median) with the label-kept rate and mean area
 for the amortized forward pass, finetune (k steps), the paper's per-image regime (its preset,

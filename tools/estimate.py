@@ -1,6 +1,6 @@
 """Paper-scale cost estimates from FLOP counts (issue 6, item 6). Writes JSON; asserts nothing.
 
-    python -m actmatch.estimate --out results/paper_estimate.json [--gpu-tflops 50]
+    python tools/estimate.py --out results/paper_estimate.json [--gpu-tflops 50]
 
 No GPU was lent to this project, so the README's per-stage times at paper scale are *estimates*:
 FLOPs counted exactly with ``torch.utils.flop_counter.FlopCounterMode`` (the architectures run

@@ -1,6 +1,6 @@
 """Paper-scale speed and memory on the device at hand (issue 6, item 6). Writes JSON; asserts nothing.
 
-    python -m actmatch.paper_benchmark --out results/paper_benchmark.json [--classifiers resnet18 vit_b_16]
+    python tools/paper_benchmark.py --out results/paper_benchmark.json [--classifiers resnet18 vit_b_16]
 
 The paper profile's classifiers at 224 px with random weights (speed does not depend on the
 weights, and the GPU machine has no network for the real ones), the paper-size U-Net (widths

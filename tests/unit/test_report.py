@@ -283,16 +283,16 @@ def test_syce_table_rows_settings_and_values():
 
 
 def test_ce_figure_has_input_plus_three_columns_per_method():
-    from actmatch.report.paper import CEExample, ce_figure
+    from actmatch.report.paper import SyceExample, syce_figure
 
     img = np.zeros((8, 8), np.uint8)
     panel = (img, img, np.random.default_rng(0).random((8, 8)), "stable, flips")
-    ex = [CEExample(img, "3 → 8", {"syce": panel, "cyce": panel}) for _ in range(2)]
-    fig = ce_figure(ex, "t")
+    ex = [SyceExample(img, "3 → 8", {"syce": panel, "cyce": panel}) for _ in range(2)]
+    fig = syce_figure(ex, "t")
     assert len(fig.axes) == 2 * (1 + 3 * 2)
     assert fig.axes[1].get_title() == "syce\nsimilar" and fig.axes[6].get_title() == "cyce\nmap"
     with pytest.raises(ValueError, match="at least one"):
-        ce_figure([], "t")
+        syce_figure([], "t")
 
 
 def _glance_metrics(**over):

@@ -16,7 +16,7 @@ from actmatch.syce.models import CEDiscriminator, CEGenerator, Conditioned, PerC
 from actmatch.classifiers.registry import freeze
 from actmatch.classifiers.small import MnistCNN
 
-W = L.CEWeights(adv=0.2, rec_same=10, rec_other=2, cls_same=0.01, cls_other=0.005, rec_cycle=10, cls_cycle=0.005,
+W = L.SyceWeights(adv=0.2, rec_same=10, rec_other=2, cls_same=0.01, cls_other=0.005, rec_cycle=10, cls_cycle=0.005,
                 gan=0.25, gp=1.0)
 
 
@@ -179,20 +179,20 @@ def _toy_set(n: int, seed: int) -> torch.Tensor:
 
 
 def _cfg(**kw):
-    from actmatch.syce.train import CETrainConfig
+    from actmatch.syce.train import SyceTrainConfig
 
     base = dict(kind="binary", g_widths=(4, 8), d_widths=(4, 8), dropout=0.2, lr=1e-3, batch_size=16, max_epochs=3,
                 critic_steps=2, plateau_factor=0.3, plateau_patience=1, early_stop_patience=5)
-    return CETrainConfig(**{**base, **kw})
+    return SyceTrainConfig(**{**base, **kw})
 
 
 @pytest.mark.parametrize("variant,kind,classes", [("syce", "binary", 2), ("cyce", "conditional", 2)])
 def test_training_resumes_to_the_same_weights(tmp_path, variant, kind, classes):
-    from actmatch.syce.train import train_ce
+    from actmatch.syce.train import train_syce
 
     f = L.PixelClassifier(freeze(_LeftRight()), (0.0,), (1.0,))
     xt, xv = _toy_set(48, 0), _toy_set(16, 1)
-    full = train_ce(variant, f, xt, xv, classes, _cfg(kind=kind), W, 0, progress=False)
+    full = train_syce(variant, f, xt, xv, classes, _cfg(kind=kind), W, 0, progress=False)
     assert full.epochs_run == 3 and 1 <= full.best_epoch <= 3
     assert all(math.isfinite(v) for vals in full.curves.values() for v in vals)
     assert {"adv", "gan", "d_loss", "gp", "val_loss", "lr"} <= set(full.curves)
@@ -205,10 +205,10 @@ def test_training_resumes_to_the_same_weights(tmp_path, variant, kind, classes):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_ce(variant, f, xt, xv, classes, _cfg(kind=kind), W, 0, state_path=cut, on_epoch=stop_after_two,
+        train_syce(variant, f, xt, xv, classes, _cfg(kind=kind), W, 0, state_path=cut, on_epoch=stop_after_two,
                  progress=False)
     assert seen == [0, 1] and cut.is_file()
-    resumed = train_ce(variant, f, xt, xv, classes, _cfg(kind=kind), W, 0, state_path=cut,
+    resumed = train_syce(variant, f, xt, xv, classes, _cfg(kind=kind), W, 0, state_path=cut,
                        on_epoch=lambda e, _m: seen.append(e), progress=False)
     assert seen == [0, 1, 1, 2]
     # the cut came after epoch 2's on_epoch but before its state was saved: the rerun redoes epoch 2
@@ -234,15 +234,15 @@ def test_early_stop_after_patience_epochs_without_improvement_and_best_weights_r
     def gen_state():
         return res_holder["G"].state_dict()
 
-    orig = T.build_ce
+    orig = T.build_syce
 
     def spy(*a):
         G, D = orig(*a)
         res_holder["G"] = G
         return G, D
 
-    monkeypatch.setattr(T, "build_ce", spy)
-    res = T.train_ce("cyce", f, _toy_set(32, 0), _toy_set(8, 1), 2, _cfg(max_epochs=10, early_stop_patience=3), W, 0,
+    monkeypatch.setattr(T, "build_syce", spy)
+    res = T.train_syce("cyce", f, _toy_set(32, 0), _toy_set(8, 1), 2, _cfg(max_epochs=10, early_stop_patience=3), W, 0,
                      on_epoch=keep, progress=False)
     assert res.best_epoch == 2 and res.epochs_run == 5 and res.curves["val_loss"] == [5.0, 4.0, 4.5, 4.2, 4.1]
     # plateau (patience 1, factor 0.3): 2 bad epochs after epoch 4 → epoch 5 runs at 0.3 × lr
@@ -252,14 +252,14 @@ def test_early_stop_after_patience_epochs_without_improvement_and_best_weights_r
 
 
 def test_binary_kind_needs_two_classes():
-    from actmatch.syce.models import build_ce
+    from actmatch.syce.models import build_syce
 
     with pytest.raises(ValueError, match="2-class classifier, got 10 classes"):
-        build_ce("binary", 1, 28, 10, (16, 32, 64), (32, 64, 96), 0.2)
+        build_syce("binary", 1, 28, 10, (16, 32, 64), (32, 64, 96), 0.2)
 
 
 def test_explain_ce_and_its_metrics_by_hand():
-    from actmatch.syce.explain import ce_metrics, explain_ce
+    from actmatch.syce.explain import syce_metrics, explain_syce
     from actmatch.syce.models import Translator
 
     class Invert(nn.Module):
@@ -270,11 +270,11 @@ def test_explain_ce_and_its_metrics_by_hand():
     x = _toy_set(4, 0)  # two left-bright (class 1), two right-bright (class 0)
     G = Translator(Invert(), "source")
     for variant in ("syce", "cyce"):
-        out = explain_ce(variant, G, f, x, batch_size=3)
+        out = explain_syce(variant, G, f, x, batch_size=3)
         assert out["c"].tolist() == [1, 1, 0, 0] and out["t"].tolist() == [0, 0, 1, 1]
         assert torch.allclose(out["x_a"], 1 - x) and torch.allclose(out["x_st"], x)
         assert torch.allclose(out["map"], (1 - 2 * x).abs())  # |x_st − x_a| = |x − x_a| here
-        m = ce_metrics(f, x, out)
+        m = syce_metrics(f, x, out)
         # inverting swaps the bright half: every x_a flips and hits the target, every x_st is stable
         assert m["flip"].tolist() == [1.0] * 4 and m["hit_target"].tolist() == [1.0] * 4
         assert m["stable"].tolist() == [1.0] * 4

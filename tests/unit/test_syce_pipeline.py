@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from actmatch.syce import pipeline as P
-from actmatch.syce.explain import explain_ce
+from actmatch.syce.explain import explain_syce
 from actmatch.syce.losses import PixelClassifier
 from actmatch.classifiers.registry import Classifier, freeze
 from actmatch.classifiers.small import SMALL_TAPS, LeNet, build_small
@@ -84,7 +84,7 @@ def test_one_variant_written_read_back_and_maps_reproduced(tmp_path, classes, na
     rec = yaml.safe_load((tmp_path / "syce/config.yaml").read_text())
     assert rec["method"] == name and rec["kind"] == ("binary" if classes == 2 else "conditional")
     G, ck = P.load_generator(tmp_path / "syce")
-    again = explain_ce("syce", G, f, x[12:])
+    again = explain_syce("syce", G, f, x[12:])
     with np.load(tmp_path / "syce/maps.npz") as z:
         assert list(z["ids"]) == ["a", "b", "c", "d"] and z["map"].shape == (4, 12, 12)
         np.testing.assert_allclose(z["map"].astype(np.float32), again["map"][:, 0].numpy(), atol=1e-3)
@@ -103,7 +103,7 @@ def test_maps_under_ce_are_scored_like_baselines_at_our_area(tmp_path, monkeypat
     maps = P.load_maps(tmp_path / "group")
     assert list(maps) == ["cyce_3class"] and P.load_maps(tmp_path / "nothing") == {}
     # no generator file here (timing is not what this tests): time an identity instead
-    monkeypatch.setattr(P.CEMaps, "cost", lambda self, c: (lambda x: x))
+    monkeypatch.setattr(P.SyceMaps, "cost", lambda self, c: (lambda x: x))
     per_image, _, metrics, cost = evaluate(clf, ds, regimes, cfg, progress=False, maps=maps)
     ours = per_image[per_image.method == "ours:per_image"].set_index("id")
     theirs = per_image[per_image.method == "cyce_3class"].set_index("id")

@@ -3,7 +3,7 @@
     from actmatch.classifiers import load_classifier_dir
     from actmatch.explainer.api import load_explainer, masks_for
     clf = load_classifier_dir("results/classifiers/mnist_cnn-mnist/model")
-    net, meta = load_explainer("results/explainers/mnist_cnn-mnist/explainer.pt", clf)
+    net, meta = load_explainer("results/explainers/mnist_cnn-mnist/amortized/seed0/explainer.pt", clf)
     soft, hard = masks_for(clf, net, images)          # uint8 images → (N, 1, S, S) masks
 """
 

@@ -24,7 +24,7 @@ from actmatch.report import captions as cap
 from actmatch.report.ablations import ablation_table, load_ablations, sweeps
 from actmatch.report import examples as read
 from actmatch.report.page import FigureItem, Section, TableItem, headline_markdown, html_page, results_markdown
-from actmatch.report.paper import ce_figure, glance_cf_figure, glance_graph_figure, glance_strips_figure, \
+from actmatch.report.paper import syce_figure, glance_cf_figure, glance_graph_figure, glance_strips_figure, \
     sweep_figure, tradeoff_figure, triplet_figure
 from actmatch.report.tables import CONTROLS, glance_table, headline_table, main_table, seeds_all_collapsed, \
     syce_table, to_latex, to_markdown
@@ -103,7 +103,7 @@ def _syce_section(w: _Writer, results: Path, data: Path, runs: dict[str, dict], 
             if (results / "explainers" / run / "syce").is_dir() else []
         if ex:
             setting = "the authors' binary setting" if d["num_classes"] == 2 else "our 10-class extension"
-            items.append(w.figure(f"fig_syce_{run}", ce_figure(ex, f"SyCE / CyCE on {d['classifier']} ({setting}): "
+            items.append(w.figure(f"fig_syce_{run}", syce_figure(ex, f"SyCE / CyCE on {d['classifier']} ({setting}): "
                                                                    "similar, adversarial, map"),
                                   "Per row: the input, then per method the similar image x_st, the adversarial "
                                   "image x_a and the map. Source: "

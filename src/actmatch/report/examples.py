@@ -14,7 +14,7 @@ import yaml
 from actmatch.report.ablations import Variant
 from actmatch.classifiers.registry import view_region
 from actmatch.images import crop_region
-from actmatch.report.paper import CEExample, CFExample, Example
+from actmatch.report.paper import SyceExample, CFExample, Example
 
 __all__ = ["image", "seed_dirs", "triplet_examples", "syce_examples", "glance_examples", "training_logs",
            "sweep_rows"]
@@ -59,7 +59,7 @@ def triplet_examples(explainers: Path, group: str, ds, n: int) -> tuple[str, int
     return regime, int(folder.name[4:]), len(seeds), out
 
 
-def syce_examples(folder: Path, ds, n: int) -> list[CEExample]:
+def syce_examples(folder: Path, ds, n: int) -> list[SyceExample]:
     """``n`` test images with SyCE/CyCE outputs (every variant in ``folder``), one per predicted class first."""
     found = {}
     for sub in sorted(p for p in folder.iterdir() if (p / "maps.npz").is_file()):
@@ -85,7 +85,7 @@ def syce_examples(folder: Path, ds, n: int) -> list[CEExample]:
             caption = f"{'stable' if d['stable'][j] else 'not stable'}, {'flips' if d['flip'][j] else 'no flip'}"
             panels[m] = (sq(d["x_st"][j]), sq(d["x_a"][j]), d["map"][j].astype(np.float32), caption)
         c, t = int(first["c"][j]), int(first["t"][j])
-        out.append(CEExample(image(ds, row[str(first["ids"][j])]), f"{names[c]} → {names[t]}", panels))
+        out.append(SyceExample(image(ds, row[str(first["ids"][j])]), f"{names[c]} → {names[t]}", panels))
     return out
 
 

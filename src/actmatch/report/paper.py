@@ -20,7 +20,7 @@ import seaborn as sns
 from actmatch.images import explanation_images
 from actmatch.core.figures import plt
 
-__all__ = ["Example", "CEExample", "CFExample", "triplet_figure", "sweep_figure", "tradeoff_figure", "ce_figure",
+__all__ = ["Example", "SyceExample", "CFExample", "triplet_figure", "sweep_figure", "tradeoff_figure", "syce_figure",
            "glance_graph_figure", "glance_strips_figure", "glance_cf_figure"]
 
 
@@ -116,7 +116,7 @@ def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
 
 
 @dataclass(frozen=True)
-class CEExample:
+class SyceExample:
     """One image explained by SyCE / CyCE: the input (uint8), a title (c → t), and per method the
     similar image x_st, the adversarial image x_a (uint8, the input's shape), the map (float) and
     a caption (the classifier's labels of x_st and x_a)."""
@@ -126,10 +126,10 @@ class CEExample:
     panels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, str]]
 
 
-def ce_figure(examples: Sequence[CEExample], title: str) -> plt.Figure:
+def syce_figure(examples: Sequence[SyceExample], title: str) -> plt.Figure:
     """Rows are examples; columns the input, then per method similar / adversarial / map."""
     if not examples:
-        raise ValueError("ce_figure needs at least one example")
+        raise ValueError("syce_figure needs at least one example")
     methods = list(examples[0].panels)
     ncol = 1 + 3 * len(methods)
     fig, axes = plt.subplots(len(examples), ncol, figsize=(1.45 * ncol, 1.6 * len(examples) + 0.6), squeeze=False)

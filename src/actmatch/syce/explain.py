@@ -1,8 +1,8 @@
 """Explanations from a trained SyCE / CyCE generator and the authors' own metrics (method.md §8.1).
 
-``explain_ce`` gives, per image, the adversarial image x_a, the stable image x_st and the
+``explain_syce`` gives, per image, the adversarial image x_a, the stable image x_st and the
 explanation map; the map is scored like every other method (binarized to our mask's area per
-image, by the evaluation code). ``ce_metrics`` are the metrics Charachon et al. report for the
+image, by the evaluation code). ``syce_metrics`` are the metrics Charachon et al. report for the
 generated images themselves:
 
 - ``flip``: f(x_a) ≠ c (the adversarial image changes the decision);
@@ -19,11 +19,11 @@ from actmatch.classifiers.pixel import PixelClassifier
 from actmatch.syce.losses import Variant, explanation, targets
 from actmatch.syce.models import Translator
 
-__all__ = ["explain_ce", "ce_metrics"]
+__all__ = ["explain_syce", "syce_metrics"]
 
 
 @torch.no_grad()
-def explain_ce(variant: Variant, G: Translator, f: PixelClassifier, x: torch.Tensor,
+def explain_syce(variant: Variant, G: Translator, f: PixelClassifier, x: torch.Tensor,
                batch_size: int = 256) -> dict[str, torch.Tensor]:
     """Pixel-space ``x`` (N, C, H, W) in [0, 1] → ``x_a``, ``x_st`` (N, C, H, W), ``map`` (N, 1, H, W) ≥ 0,
     ``c`` and ``t`` (N,) int64. SyCE: x_st = G(x_a, c, t); CyCE: x_st = G(x_a, t, c)."""
@@ -40,8 +40,8 @@ def explain_ce(variant: Variant, G: Translator, f: PixelClassifier, x: torch.Ten
 
 
 @torch.no_grad()
-def ce_metrics(f: PixelClassifier, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Per-image ``flip``, ``hit_target``, ``stable`` (0/1 floats) and ``l1`` for ``explain_ce``'s output."""
+def syce_metrics(f: PixelClassifier, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-image ``flip``, ``hit_target``, ``stable`` (0/1 floats) and ``l1`` for ``explain_syce``'s output."""
     pred_a = f(out["x_a"]).argmax(1)
     pred_st = f(out["x_st"]).argmax(1)
     return {"flip": (pred_a != out["c"]).float(), "hit_target": (pred_a == out["t"]).float(),

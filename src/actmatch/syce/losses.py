@@ -39,7 +39,7 @@ from torch import nn
 
 from actmatch.classifiers.pixel import PixelClassifier
 
-__all__ = ["CEWeights", "reconstruction", "classification", "generator_terms", "weighted", "critic_loss",
+__all__ = ["SyceWeights", "reconstruction", "classification", "generator_terms", "weighted", "critic_loss",
            "gradient_penalty", "explanation", "targets", "match_reals", "PixelClassifier", "Variant"]
 
 Variant = Literal["syce", "cyce"]
@@ -48,7 +48,7 @@ CriticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class CEWeights:
+class SyceWeights:
     """Every term's weight (method.md §8.1 gives the authors' values; params.yaml holds ours)."""
 
     adv: float
@@ -97,7 +97,7 @@ def generator_terms(variant: Variant, G: GenFn, D: CriticFn, f: Callable[[torch.
     return terms, {"x_a": x_a, "x_st": stable}
 
 
-def weighted(terms: dict[str, torch.Tensor], w: CEWeights) -> torch.Tensor:
+def weighted(terms: dict[str, torch.Tensor], w: SyceWeights) -> torch.Tensor:
     """Σ w_k · term_k over the terms present."""
     return sum(getattr(w, k) * v for k, v in terms.items())
 

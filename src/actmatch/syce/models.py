@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CEGenerator", "CEDiscriminator", "PerClass", "Conditioned", "Translator", "build_ce"]
+__all__ = ["CEGenerator", "CEDiscriminator", "PerClass", "Conditioned", "Translator", "build_syce"]
 
 
 class _Level(nn.Module):
@@ -132,7 +132,7 @@ class Translator(nn.Module):
         return self.net(x, c if self.by == "source" else t)
 
 
-def build_ce(kind: str, channels: int, size: int, num_classes: int, g_widths: tuple[int, ...],
+def build_syce(kind: str, channels: int, size: int, num_classes: int, g_widths: tuple[int, ...],
              d_widths: tuple[int, ...], dropout: float) -> tuple[Translator, nn.Module]:
     """The generator and critic of a run. ``binary``: per class a G_c and a D_c (the authors'; needs
     ``num_classes == 2``); ``conditional``: one of each, the class as one-hot input channels (ours)."""

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 import yaml
 
-from actmatch.syce.explain import ce_metrics, explain_ce
+from actmatch.syce.explain import syce_metrics, explain_syce
 from actmatch.classifiers.pixel import PixelClassifier, pixel_classifier, pixel_inputs
 from actmatch.maps import StoredMaps
-from actmatch.syce.losses import CEWeights
-from actmatch.syce.models import Translator, build_ce
-from actmatch.syce.train import CETrainConfig, TrainedCE, train_ce
+from actmatch.syce.losses import SyceWeights
+from actmatch.syce.models import Translator, build_syce
+from actmatch.syce.train import SyceTrainConfig, TrainedSyce, train_syce
 from actmatch.syce.vae import VAE, embed, frechet_distance, js_distance
 from actmatch.classifiers.registry import Classifier
 from actmatch.config.syce import SyceParams, SyceTrainParams, VAEParams
@@ -40,7 +40,7 @@ from actmatch.data.store import ImageDataset
 from actmatch.core.io import atomic_dir, atomic_path
 
 __all__ = ["run_all", "kind_for", "method_name", "train_config", "weights", "run_variant",
-           "save_vae", "load_vae", "load_generator", "CEMaps", "load_maps", "cost_fn"]
+           "save_vae", "load_vae", "load_generator", "SyceMaps", "load_maps", "cost_fn"]
 
 
 def kind_for(num_classes: int) -> str:
@@ -53,15 +53,15 @@ def method_name(variant: str, num_classes: int) -> str:
     return variant if num_classes == 2 else f"{variant}_{num_classes}class"
 
 
-def train_config(p: SyceTrainParams, num_classes: int) -> CETrainConfig:
-    return CETrainConfig(kind=kind_for(num_classes), g_widths=tuple(p.g_widths), d_widths=tuple(p.d_widths),
+def train_config(p: SyceTrainParams, num_classes: int) -> SyceTrainConfig:
+    return SyceTrainConfig(kind=kind_for(num_classes), g_widths=tuple(p.g_widths), d_widths=tuple(p.d_widths),
                          dropout=p.dropout, lr=p.lr, batch_size=p.batch_size, max_epochs=p.max_epochs,
                          critic_steps=p.critic_steps, plateau_factor=p.plateau_factor,
                          plateau_patience=p.plateau_patience, early_stop_patience=p.early_stop_patience)
 
 
-def weights(p: SyceParams) -> CEWeights:
-    return CEWeights(**p.weights.model_dump())
+def weights(p: SyceParams) -> SyceWeights:
+    return SyceWeights(**p.weights.model_dump())
 
 
 def _uint8(x: torch.Tensor) -> np.ndarray:
@@ -72,20 +72,20 @@ def run_variant(variant: str, f: PixelClassifier, num_classes: int, x_train: tor
                 x_test: torch.Tensor, test_ids: list[str], train: SyceTrainParams, ce: SyceParams, vae: VAE | None,
                 seed: int, out: Path, *, state_path: Path | None = None,
                 on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-                progress: bool = True) -> tuple[TrainedCE, dict[str, Any]]:
+                progress: bool = True) -> tuple[TrainedSyce, dict[str, Any]]:
     """Train one variant, explain ``x_test`` and write ``out`` (atomically). Returns the trained nets and
     the variant's metrics: the authors' flip / target hit / stable / L1 (means over the test images),
     the Fréchet and Jensen–Shannon distances of x_a and x_st to the real test images in ``vae``'s
     embedding, the epochs and the time."""
     cfg = train_config(train, num_classes)
     t0 = time.perf_counter()
-    trained = train_ce(variant, f, x_train, x_val, num_classes, cfg, weights(ce), seed, state_path=state_path,
+    trained = train_syce(variant, f, x_train, x_val, num_classes, cfg, weights(ce), seed, state_path=state_path,
                        on_epoch=on_epoch, progress=progress)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = explain_ce(variant, trained.generator, f, x_test)
+    res = explain_syce(variant, trained.generator, f, x_test)
     t_explain = time.perf_counter() - t0
-    per = ce_metrics(f, x_test, res)
+    per = syce_metrics(f, x_test, res)
     metrics: dict[str, Any] = {k: float(v.mean()) for k, v in per.items()}
     if vae is not None:
         real = embed(vae, x_test)
@@ -171,14 +171,14 @@ def load_vae(folder: str | Path) -> VAE:
 def load_generator(folder: str | Path) -> tuple[Translator, dict[str, Any]]:
     """The trained generator of a variant folder (frozen, eval mode) and its record."""
     ck = torch.load(Path(folder) / "generator.pt", map_location="cpu", weights_only=True)
-    G, _ = build_ce(ck["kind"], ck["channels"], ck["size"], ck["num_classes"], tuple(ck["g_widths"]),
+    G, _ = build_syce(ck["kind"], ck["channels"], ck["size"], ck["num_classes"], tuple(ck["g_widths"]),
                     tuple(ck["d_widths"]), ck["dropout"])
     G.load_state_dict(ck["state_dict"])
     G.requires_grad_(False)
     return G.eval(), ck
 
 
-class CEMaps(StoredMaps):
+class SyceMaps(StoredMaps):
     """One SyCE/CyCE variant's explanation maps as the evaluate stage reads them."""
 
     def cost(self, clf: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -186,19 +186,19 @@ class CEMaps(StoredMaps):
         return cost_fn(self, clf)
 
 
-def load_maps(folder: str | Path) -> dict[str, CEMaps]:
+def load_maps(folder: str | Path) -> dict[str, SyceMaps]:
     """Every SyCE/CyCE variant under ``folder/syce/*/`` (none when the folder is absent), by table name."""
     root = Path(folder) / "syce"
     if not root.is_dir():
         return {}
     out = {}
     for sub in sorted(p for p in root.iterdir() if (p / "maps.npz").is_file()):
-        m = CEMaps(sub)
+        m = SyceMaps(sub)
         out[m.name] = m
     return out
 
 
-def cost_fn(m: CEMaps, clf: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
+def cost_fn(m: SyceMaps, clf: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
     """One explanation from a normalized input, for timing: back to pixels, classify, two generator
     passes (x_a, then x_st), the map."""
     G, _ = load_generator(m.folder)
@@ -209,5 +209,5 @@ def cost_fn(m: CEMaps, clf: Classifier) -> Callable[[torch.Tensor], torch.Tensor
 
     def one(x: torch.Tensor) -> torch.Tensor:
         pix = x * f.std + f.mean
-        return explain_ce(variant, G, f, pix)["map"]
+        return explain_syce(variant, G, f, pix)["map"]
     return one

@@ -26,17 +26,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from actmatch.classifiers.pixel import PixelClassifier
-from actmatch.syce.losses import CEWeights, Variant, critic_loss, generator_terms, targets, weighted
-from actmatch.syce.models import Translator, build_ce
+from actmatch.syce.losses import SyceWeights, Variant, critic_loss, generator_terms, targets, weighted
+from actmatch.syce.models import Translator, build_syce
 from actmatch.core.resume import load_state, save_state, state_key
 
-__all__ = ["CETrainConfig", "TrainedCE", "classify", "train_ce"]
+__all__ = ["SyceTrainConfig", "TrainedSyce", "classify", "train_syce"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CETrainConfig:
+class SyceTrainConfig:
     kind: str                      # "binary" (the authors': G_c, D_c per class) or "conditional" (ours, 10-class)
     g_widths: tuple[int, ...]
     d_widths: tuple[int, ...]
@@ -51,7 +51,7 @@ class CETrainConfig:
 
 
 @dataclass
-class TrainedCE:
+class TrainedSyce:
     generator: Translator
     critic: nn.Module
     curves: dict[str, list[float]]
@@ -68,7 +68,7 @@ def classify(f: PixelClassifier, x: torch.Tensor, batch_size: int = 512) -> tupl
 
 @torch.no_grad()
 def _validation(variant: Variant, G: Translator, D: nn.Module, f: PixelClassifier, x: torch.Tensor,
-                c: torch.Tensor, t: torch.Tensor, w: CEWeights, batch_size: int) -> float:
+                c: torch.Tensor, t: torch.Tensor, w: SyceWeights, batch_size: int) -> float:
     total = 0.0
     for i in range(0, len(x), batch_size):
         sl = slice(i, i + batch_size)
@@ -79,7 +79,7 @@ def _validation(variant: Variant, G: Translator, D: nn.Module, f: PixelClassifie
 
 
 def _epoch(variant: Variant, G: Translator, D: nn.Module, f: PixelClassifier, x: torch.Tensor, c: torch.Tensor,
-           t: torch.Tensor, w: CEWeights, cfg: CETrainConfig, opt_g: torch.optim.Optimizer,
+           t: torch.Tensor, w: SyceWeights, cfg: SyceTrainConfig, opt_g: torch.optim.Optimizer,
            opt_d: torch.optim.Optimizer, gen: torch.Generator) -> dict[str, float]:
     G.train()
     D.train()
@@ -114,9 +114,9 @@ def _epoch(variant: Variant, G: Translator, D: nn.Module, f: PixelClassifier, x:
     return {k: v / batches for k, v in sums.items()}
 
 
-def train_ce(variant: Variant, f: PixelClassifier, x_train: torch.Tensor, x_val: torch.Tensor, num_classes: int,
-             cfg: CETrainConfig, w: CEWeights, seed: int, *, state_path: Path | None = None,
-             on_epoch: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True) -> TrainedCE:
+def train_syce(variant: Variant, f: PixelClassifier, x_train: torch.Tensor, x_val: torch.Tensor, num_classes: int,
+             cfg: SyceTrainConfig, w: SyceWeights, seed: int, *, state_path: Path | None = None,
+             on_epoch: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True) -> TrainedSyce:
     """Train a generator and critic on pixel-space images ``x_train`` (N, C, S, S) in [0, 1];
     ``x_val`` drives the schedule and the early stop. Device follows ``x_train``."""
     if variant not in ("syce", "cyce"):
@@ -125,7 +125,7 @@ def train_ce(variant: Variant, f: PixelClassifier, x_train: torch.Tensor, x_val:
     key = state_key("ce", variant, asdict(cfg), asdict(w), seed, num_classes, x_train.shape,
                     float(x_train.double().sum()), float(x_val.double().sum()))
     torch.manual_seed(seed)
-    G, D = build_ce(cfg.kind, x_train.shape[1], x_train.shape[-1], num_classes, cfg.g_widths, cfg.d_widths,
+    G, D = build_syce(cfg.kind, x_train.shape[1], x_train.shape[-1], num_classes, cfg.g_widths, cfg.d_widths,
                     cfg.dropout)
     G, D = G.to(dev), D.to(dev)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr)
@@ -184,4 +184,4 @@ def train_ce(variant: Variant, f: PixelClassifier, x_train: torch.Tensor, x_val:
         D.load_state_dict(best_state["D"])
     G.eval()
     D.eval()
-    return TrainedCE(G, D, curves, best_epoch, len(curves.get("val_loss", [])))
+    return TrainedSyce(G, D, curves, best_epoch, len(curves.get("val_loss", [])))
