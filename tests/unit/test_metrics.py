@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from actmatch.metrics.minimality import BUDGETS
 from actmatch.metrics import (activation_similarity, area, auc, complement_scores, crispness, deletion_insertion,
                               fidelity, iou_with_boxes, minimal_budget, pixel_ranks, pointing_game, removable_patch,
                               score_masks, sufficiency, top_fraction_masks, METRICS, ScoreSettings)
@@ -278,7 +279,8 @@ def test_score_masks_batch_invariance():
                         boxes)
     c, cc = score_masks(model, ["feat"], x, y, soft, hard, b, blurred, ScoreSettings(batch_size=64, curve_steps=4),
                         boxes)
-    assert set(a) == set(METRICS) | {"p_x", "p_e", "act_sim_0"}
+    budgets = {f"{k}@{b:g}" for b in BUDGETS for k in ("kept", "p_ratio")}
+    assert set(a) == set(METRICS) | {"p_x", "p_e", "act_sim_0"} | budgets
     for k in a:
         assert a[k].shape == (5,) and np.allclose(a[k], c[k], atol=1e-6, equal_nan=True), k
     assert ca["deletion"].shape == (5, 5) and np.allclose(ca["insertion"], cc["insertion"])
@@ -374,6 +376,11 @@ def test_score_masks_every_column_by_hand():
         "deletion_auc": [trap(c) for c in dele], "insertion_auc": [trap(c) for c in ins],
         "pointing": [1.0, 1.0], "iou": [4 / 11, 1 / 9],
     }
+    # the preservation curve (budgets 50 … 1 % of 60 pixels = 30 … 1): image 0 needs E1 and E2 (top-5), so it
+    # keeps y down to 10 % (6 px) and loses it at 5 % (3 px: E1 only, logit 2 < 2.5); image 1's N is its top pixel
+    for i, b in enumerate(BUDGETS):
+        expect[f"kept@{b:g}"] = [1.0 if b >= 0.1 else 0.0, 1.0]
+        expect[f"p_ratio@{b:g}"] = [(s(2.0) if b >= 0.1 else s(-0.5)) / px[0], s(4.5) / px[1]]
     assert set(cols) == set(expect)
     for k, v in expect.items():
         np.testing.assert_allclose(cols[k], v, rtol=1e-5, atol=1e-6, err_msg=k)

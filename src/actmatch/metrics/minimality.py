@@ -4,6 +4,9 @@
 * crispness = mean p(1 − p) of the soft mask before thresholding (0 = binary, 0.25 = flat 0.5);
 * minimal sufficient budget p* = the smallest fraction in ``budgets`` at which the top-ranked
   pixels of the soft map alone still keep the label (1.0 when none does);
+* the preservation curve: at each budget b, whether the top-b pixels of the soft map keep the label
+  (``kept@b``) and how much of its probability (``p_ratio@b`` = p_e(y) / p_x(y)): every method ranks
+  pixels, so the curve compares them at 1–20 % of the pixels whatever area each chose (issue 19);
 * removable-patch test: 1 when the hard mask keeps the label and some 8-connected piece of it can
   be dropped with the label still kept — i.e. a sufficient mask that was not minimal. A mask that does
   not keep the label is never "removable" (dropping a piece that carried counter-evidence could restore
@@ -24,7 +27,7 @@ from actmatch.core.masks import apply_mask
 from actmatch.metrics.curves import top_fraction_masks
 from actmatch.metrics.fidelity import Model, predict_logits
 
-__all__ = ["area", "crispness", "minimal_budget", "removable_patch", "BUDGETS"]
+__all__ = ["area", "crispness", "minimal_budget", "preservation", "removable_patch", "BUDGETS"]
 
 BUDGETS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)
 
@@ -48,6 +51,24 @@ def minimal_budget(model: Model, x: torch.Tensor, ranks: torch.Tensor, baseline:
         kept = predict_logits(model, e, batch_size).argmax(1) == y
         best = torch.where(kept, torch.minimum(best, torch.full_like(best, b)), best)
     return best
+
+
+def preservation(model: Model, x: torch.Tensor, ranks: torch.Tensor, baseline: torch.Tensor, y: torch.Tensor,
+                 budgets: Sequence[float] = BUDGETS, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Per budget b: ``kept@b`` (1.0 when the top-b pixels of the ranking keep ``y``) and ``p_ratio@b``
+    (p_e(y) / p_x(y)), each ``(B,)``, and ``p_star`` (as :func:`minimal_budget`), from one forward pass
+    per budget."""
+    px = predict_logits(model, x, batch_size).softmax(1).gather(1, y[:, None])[:, 0]
+    out: dict[str, torch.Tensor] = {}
+    best = torch.ones(len(x), dtype=x.dtype, device=x.device)
+    for b in budgets:
+        z = predict_logits(model, apply_mask(x, top_fraction_masks(ranks, b), baseline), batch_size)
+        kept = z.argmax(1) == y
+        out[f"kept@{b:g}"] = kept.to(x.dtype)
+        out[f"p_ratio@{b:g}"] = z.softmax(1).gather(1, y[:, None])[:, 0] / px
+        best = torch.where(kept, torch.minimum(best, torch.full_like(best, b)), best)
+    out["p_star"] = best
+    return out
 
 
 def _pieces(mask: np.ndarray, max_pieces: int) -> list[np.ndarray]:

@@ -16,7 +16,7 @@ from torch import nn
 from actmatch.metrics.curves import auc, deletion_insertion, pixel_ranks
 from actmatch.metrics.fidelity import activation_similarity, fidelity
 from actmatch.metrics.localization import iou_with_boxes, pointing_game
-from actmatch.metrics.minimality import BUDGETS, area, crispness, minimal_budget, removable_patch
+from actmatch.metrics.minimality import BUDGETS, area, crispness, preservation, removable_patch
 from actmatch.metrics.necessity import complement_scores
 from actmatch.metrics.perturbation import sufficiency
 
@@ -60,7 +60,7 @@ def score_masks(model: nn.Module, taps: Sequence[str], x: torch.Tensor, y: torch
     cols["act_sim"] = sim.mean(1)
     cols.update({f"act_sim_{i}": sim[:, i] for i in range(sim.shape[1])})
     cols["area"], cols["crispness"] = area(hard), crispness(soft)
-    cols["p_star"] = minimal_budget(model, x, ranks, baseline, y, cfg.budgets, bs)
+    cols.update(preservation(model, x, ranks, baseline, y, cfg.budgets, bs))  # p_star and kept@b, p_ratio@b
     cols["removable"] = removable_patch(model, x, hard, baseline, y, cfg.max_pieces, bs)
     cols.update(complement_scores(model, x, hard, baseline, y, bs))
     pixel_noise = x.shape[1] == 1 and cfg.mean is not None and cfg.std is not None

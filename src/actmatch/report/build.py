@@ -26,6 +26,7 @@ from actmatch.report import examples as read
 from actmatch.report.page import FigureItem, Section, TableItem, headline_markdown, html_page, results_markdown
 from actmatch.report.paper import syce_figure, glance_cf_figure, glance_graph_figure, glance_strips_figure, \
     sweep_figure, tradeoff_figure, triplet_figure
+from actmatch.report.preservation import budgets_of, preservation_figure, preservation_table
 from actmatch.report.tables import CONTROLS, glance_table, headline_table, main_table, seeds_all_collapsed, \
     syce_table, to_latex, to_markdown
 
@@ -82,6 +83,19 @@ def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict,
     items.append(w.figure(f"curves_{g}", curves_plot(curves, f"{st['classifier']} on {st['dataset']}"),
                           "Mean insertion and deletion curves, p(y) against the fraction of pixels, averaged over "
                           f"images and seeds. Source: `results/metrics/{g}/curves.csv`."))
+    if per_image is not None and budgets_of(per_image):
+        items.append(w.table(TableItem(
+            f"table_preservation_{g}", preservation_table(per_image),
+            f"Preservation, {st['classifier']} on {st['dataset']}: per method and budget a, the share of (seed, "
+            "image) pairs whose label the top-a pixels of the method's ranking keep (ours: the soft mask; "
+            "baselines: their saliency), and the median p_e(y) / p_x(y); collapsed runs left out. The paper's "
+            f"claim is about a = 2–5 %. Source: `results/metrics/{g}/per_image.csv` (columns kept@a, p_ratio@a).",
+            {})))
+        items.append(w.figure(f"fig_preservation_{g}", preservation_figure(
+            per_image, f"{st['classifier']} on {st['dataset']}: preservation against the pixels kept"),
+            "The preservation curve: label kept (left) and median confidence retention (right) against the share "
+            "of pixels kept from the top of each method's ranking; grey band: the paper's 2–5 %. Source: "
+            f"`results/metrics/{g}/per_image.csv`."))
     seed, logs = read.training_logs(results / "explainers" / g / "live" / "amortized")
     if logs:
         items.append(w.figure(f"training_{g}", training_curves(logs, "epoch"),
