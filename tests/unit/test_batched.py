@@ -24,7 +24,7 @@ def test_one_generator_per_image_draws_what_each_image_would_alone():
         rob_backgrounds(x, ["gaussian"], [torch.Generator(), torch.Generator()])
 
 
-@pytest.mark.parametrize("select, chunk", [("last", 3), ("smallest_kept", 2)])
+@pytest.mark.parametrize("select, chunk", [("last", 3), ("smallest_kept", 2), ("lowest_loss", 2)])
 def test_batched_equals_sequential_for_the_same_seeds(clf, select, chunk):  # noqa: F811
     torch.manual_seed(1)
     x = torch.randn(3, 1, 8, 8)
@@ -34,6 +34,9 @@ def test_batched_equals_sequential_for_the_same_seeds(clf, select, chunk):  # no
     assert bat.soft.shape == seq.soft.shape
     # three Adam steps: only the summation order of batched convolutions differs
     assert torch.allclose(bat.soft, seq.soft, atol=1e-4)
+    assert (seq.last is None) == (select == "last") and (bat.last is None) == (select == "last")
+    if select != "last":
+        assert torch.allclose(bat.last, seq.last, atol=1e-4)
     for k in seq.final:
         np.testing.assert_allclose(bat.final[k], seq.final[k], rtol=1e-3, atol=1e-4, err_msg=k)
     for k in seq.curves:

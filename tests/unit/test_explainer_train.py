@@ -169,3 +169,25 @@ def test_a_nan_loss_in_a_per_image_run_names_the_image_and_step(clf, monkeypatch
     with pytest.raises(T.LossNotFiniteError, match=r"image 1, step 1: term\(s\) act"):
         T.explain_per_image(clf, torch.randn(1, 1, 8, 8), LOSS, UNET, StepsParams(lr=1e-3, steps=2), "black", 0,
                             progress=False)
+
+
+def test_lowest_loss_keeps_the_step_with_the_lowest_objective(clf):  # noqa: F811
+    """select: lowest_loss returns, per image, whichever mask (a step's, or the final one) had the lowest
+    weighted total, so its recomputed loss is never above the final mask's."""
+    from actmatch.explainer.objective import loss_terms, reference, weighted_total
+    from actmatch.core.masks import fill_values
+
+    torch.manual_seed(3)
+    x = torch.randn(2, 1, 8, 8)
+    loss = LOSS.model_copy(update={"rob_backgrounds": ["fill"]})  # no noise: every total can be recomputed
+    steps = StepsParams(lr=5e-2, steps=4, select="lowest_loss")
+    res = T.explain_per_image(clf, x, loss, UNET, steps, "black", 0, progress=False)
+    assert res.last is not None and res.soft.shape == res.last.shape == (2, 1, 8, 8)
+    ref, base = reference(clf.model, clf.taps, x), fill_values(x, "black", clf.mean, clf.std)
+    for i in range(2):
+        sl = slice(i, i + 1)
+        def total(p):
+            return float(weighted_total(loss_terms(clf.model, clf.taps, x[sl], ref.index(sl), p, loss, base[sl],
+                                                   torch.Generator().manual_seed(0)), loss)[0])
+        # the chosen mask's loss is no higher than the final mask's (which competes too)
+        assert total(res.soft[sl]) <= total(res.last[sl]) + 1e-5

@@ -64,9 +64,11 @@ class StepsParams(Strict):
     lr: float = Field(gt=0)
     steps: int = Field(ge=1)
     # last: the mask after the final step (the paper); smallest_kept: of the masks seen during the
-    # run that keep the label, the one with the smallest hard area (ours; falls back to last). Rows
-    # made with smallest_kept are selected on `kept`; the tables label them and add the `last` mask.
-    select: Literal["last", "smallest_kept"] = "last"
+    # run that keep the label, the one with the smallest hard area (ours; falls back to last); rows
+    # made with it are selected on `kept`: the tables label them and add the `last` mask;
+    # lowest_loss: the mask of the step with the lowest objective (a restart rule that does not look
+    # at `kept`; its `last` mask is reported too)
+    select: Literal["last", "smallest_kept", "lowest_loss"] = "last"
 
 
 class AmortizedParams(Strict):

@@ -22,7 +22,7 @@ from actmatch.data.fetch import fetch, verify_file
 from actmatch.data.store import write_array_dataset, write_file_dataset
 
 __all__ = ["build_mnist", "build_photos", "build_fashion_mnist", "build_imagenette", "build_image_folder",
-           "FASHION_MNIST_FILES", "IMAGENETTE_ARCHIVES", "IMAGENETTE_CLASSES", "PHOTO_SOURCES"]
+           "FASHION_MNIST_FILES", "IMAGENETTE_ARCHIVES", "IMAGENETTE_CLASSES", "PHOTO_SOURCES", "photo"]
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,51 @@ IMAGENETTE_CLASSES: dict[str, tuple[int, str]] = {
     "n03888257": (701, "parachute"),
 }
 
+# Every natural photo the installed packages carry (method.md §7; issue 19). The default list in
+# params.yaml keeps those EfficientNet-Lite0 labels with p >= 0.2 under the authors' resize-256 /
+# centre-crop-224 preprocessing (measured; docs/method.md §7 lists the labels); grey photos are given to
+# RGB classifiers as three equal channels.
 PHOTO_SOURCES: dict[str, str] = {
+    "camera": "scikit-image skimage.data.camera (cameraman, grey; public domain)",
     "chelsea": "scikit-image skimage.data.chelsea (Stefan van der Walt's cat)",
+    "clock": "scikit-image skimage.data.clock (motion-blurred clock, grey; Stefan van der Walt)",
     "coffee": "scikit-image skimage.data.coffee (Rachel Michetti, CC0)",
     "astronaut": "scikit-image skimage.data.astronaut (NASA, public domain)",
     "rocket": "scikit-image skimage.data.rocket (SpaceX, CC0)",
+    "moon": "scikit-image skimage.data.moon (grey; public domain)",
+    "coins": "scikit-image skimage.data.coins (Greek coins, grey; public domain)",
+    "hubble_deep_field": "scikit-image skimage.data.hubble_deep_field (NASA, public domain)",
+    "grace_hopper": "matplotlib sample_data grace_hopper.jpg (US Navy, public domain)",
     "china": "scikit-learn load_sample_images china.jpg (CC BY 2.0)",
     "flower": "scikit-learn load_sample_images flower.jpg (CC BY 2.0)",
 }
+_MATPLOTLIB_PHOTOS = {"grace_hopper": "grace_hopper.jpg"}
+
+
+def photo(name: str) -> np.ndarray:
+    """The uint8 ``(H, W, 3)`` pixels of photo ``name`` of :data:`PHOTO_SOURCES` (grey ones as three equal
+    channels), at full resolution, from the package that carries it (no network)."""
+    if name not in PHOTO_SOURCES:
+        raise KeyError(f"unknown photo {name!r}; known: {', '.join(sorted(PHOTO_SOURCES))}")
+    if name in _MATPLOTLIB_PHOTOS:
+        import matplotlib
+        from PIL import Image
+
+        with Image.open(Path(matplotlib.get_data_path()) / "sample_data" / _MATPLOTLIB_PHOTOS[name]) as im:
+            arr = np.asarray(im.convert("RGB"))
+    elif name in ("china", "flower"):
+        from sklearn.datasets import load_sample_images
+
+        sk = load_sample_images()
+        arr = {Path(f).stem: im for f, im in zip(sk.filenames, sk.images)}[name]
+    else:
+        import skimage.data
+
+        arr = getattr(skimage.data, name)()
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
 
 
 def _index(labels: np.ndarray, split: np.ndarray, prefix: str) -> pd.DataFrame:
@@ -99,19 +136,13 @@ def build_mnist(cfg: MnistParams, seed: int, out: str | Path) -> None:
 def build_photos(cfg: PhotosParams, out: str | Path) -> None:
     """The real photos that scikit-image and scikit-learn carry, at full resolution, unlabelled
     (label -1: the classifier's own prediction is the target)."""
-    import skimage.data
-    from sklearn.datasets import load_sample_images
-
-    sk = load_sample_images()
-    sklearn_photos = {Path(f).stem: im for f, im in zip(sk.filenames, sk.images)}
     files, rows = {}, []
     for name in cfg.names:
-        arr = sklearn_photos[name] if name in sklearn_photos else getattr(skimage.data, name)()
-        arr = np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
+        arr = photo(name)
         files[f"{name}.png"] = arr
         rows.append({"id": name, "label": -1, "split": "test", "file": f"{name}.png", "source": PHOTO_SOURCES[name],
                      "height": arr.shape[0], "width": arr.shape[1]})
-    meta = {"name": "photos", "source": "scikit-image and scikit-learn sample photos", "class_names": None}
+    meta = {"name": "photos", "source": "scikit-image, scikit-learn and matplotlib sample photos", "class_names": None}
     write_file_dataset(out, files, pd.DataFrame(rows), meta)
 
 

@@ -91,6 +91,11 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
                 better = (terms["kept"].detach().cpu() > 0) & (area > 0) & (area < best_area)
                 best_area = torch.where(better, area, best_area)
                 best[better] = p.detach().cpu()[better]
+            elif steps.select == "lowest_loss":  # best_area holds the lowest total so far
+                tot = total.detach().cpu().float()
+                better = tot < best_area
+                best_area = torch.where(better, tot, best_area)
+                best[better] = p.detach().cpu()[better]
         with torch.no_grad():
             p = soft_mask(forward(params, buffers, xc))
             p_last = p
@@ -104,6 +109,10 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
                     gens[j].set_state(saved[j])
                 last_area = (p > 0.5).float().mean((1, 2, 3)).cpu()
                 use = has_best & (~last_kept | (best_area < last_area))
+                p = torch.where(use.to(p.device)[:, None, None, None], best.to(p.device), p)
+            elif steps.select == "lowest_loss":  # the final masks compete on their own loss
+                last_total = weighted_total(loss_terms(clf.model, clf.taps, xc, rc, p, loss, bc, gens), loss).cpu()
+                use = best_area < last_total
                 p = torch.where(use.to(p.device)[:, None, None, None], best.to(p.device), p)
         final = _final_terms(clf, xc, rc, p, loss, bc, gens)
         for j in range(len(idx)):

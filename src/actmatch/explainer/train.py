@@ -153,12 +153,18 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
             area = float(terms["area_hard"][0])
             if steps.select == "smallest_kept" and terms["kept"][0] > 0 and 0 < area and (best is None or area < best[0]):
                 best = (area, p.detach().clone())
+            elif steps.select == "lowest_loss" and (best is None or float(total[0]) < best[0]):
+                best = (float(total[0]), p.detach().clone())
         with torch.no_grad():
             p = soft_mask(net(xi))
             p_last = p
-            if best is not None:
+            if best is not None and steps.select == "smallest_kept":
                 last_kept = bool(loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)["kept"][0] > 0)
                 if not last_kept or best[0] < float((p > 0.5).float().mean()):
+                    p = best[1]
+            elif best is not None:  # lowest_loss: the final mask competes on its own loss
+                last_total = float(weighted_total(loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen), loss)[0])
+                if best[0] < last_total:
                     p = best[1]
         final = _final_terms(clf, xi, ri, p, loss, bi, gen)
         state["done"].append({"soft": p.cpu().float(), "last": p_last.cpu().float(), "final": final})
