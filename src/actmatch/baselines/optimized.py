@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from actmatch.baselines.base import Method, register
+from actmatch.core.masks import ranking_gap
 
 __all__ = ["RISE", "ExtremalPerturbation", "RandomMask", "CentreBlob", "image_seed"]
 
@@ -83,9 +84,6 @@ class ExtremalPerturbation(Method):
         reg, reg0, cell = float(self.settings["reg"]), float(self.settings["reg_start"]), int(self.settings["cell"])
         b, _, h, w = x.shape
         theta = torch.zeros(b, 1, math.ceil(h / cell), math.ceil(w / cell), device=x.device, requires_grad=True)
-        n = h * w
-        k = torch.round(areas.to(torch.float64) * n).long().to(x.device)
-        template = (torch.arange(n, device=x.device)[None] >= (n - k)[:, None]).to(x.dtype)  # ascending
         opt = torch.optim.Adam([theta], lr=lr)
         with torch.enable_grad():
             for t in range(steps):
@@ -93,7 +91,7 @@ class ExtremalPerturbation(Method):
                 m = F.interpolate(torch.sigmoid(theta), size=(h, w), mode="bilinear", align_corners=False)
                 z = model(m * x + (1.0 - m) * baseline)
                 score = z.gather(1, y[:, None])[:, 0]
-                area_gap = ((torch.sort(m.flatten(1), dim=1).values - template) ** 2).mean(1)
+                area_gap = ranking_gap(m, areas)
                 loss = (-score + weight * area_gap).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -186,9 +184,6 @@ class ExtremalPerturbationAuthors(Method):
         pyramid = _blur_pyramid(x, float(st["max_blur"]), int(st["levels"]))
         step = int(st["step"])
         theta = torch.full((b, 1, math.ceil(h / step), math.ceil(w / step)), 0.5, device=x.device)
-        n = h * w
-        k = torch.round(areas.to(torch.float64) * n).long().to(x.device)
-        template = (torch.arange(n, device=x.device)[None] >= (n - k)[:, None]).to(x.dtype)  # ascending
         momentum = float(st["momentum"])
         opt = torch.optim.SGD([theta.requires_grad_(True)], lr=float(st["lr"]), momentum=momentum, dampening=momentum)
         weight = float(st["reg"])
@@ -199,7 +194,7 @@ class ExtremalPerturbationAuthors(Method):
                 if int(st["jitter"]) and t % 2 == 0:
                     xp = torch.flip(xp, dims=(3,))
                 score = model(xp).gather(1, y[:, None])[:, 0]
-                area_gap = ((torch.sort(m.flatten(1), dim=1).values - template) ** 2).mean(1)
+                area_gap = ranking_gap(m, areas)
                 loss = (-score + weight * area_gap).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

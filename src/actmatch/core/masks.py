@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["FILLS", "soft_mask", "hard_mask", "fill_values", "apply_mask"]
+__all__ = ["FILLS", "soft_mask", "hard_mask", "fill_values", "apply_mask", "ranking_gap"]
 
 FILLS = ("normalized_zero", "black", "blur", "mean")
 
@@ -49,3 +49,16 @@ def fill_values(x: torch.Tensor, fill: str, mean: Sequence[float], std: Sequence
 def apply_mask(x: torch.Tensor, m: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
     """e = m ⊙ x + (1 − m) ⊙ baseline; ``m`` is ``(B, 1, H, W)`` and broadcasts over channels."""
     return m * x + (1.0 - m) * baseline
+
+
+def ranking_gap(m: torch.Tensor, areas: torch.Tensor | float) -> torch.Tensor:
+    """Fong, Patrick, Vedaldi 2019's area constraint, per image ``(B,)``: mean((sort(m) − r_a)²) over the
+    pixels of ``m`` ``(B, 1, H, W)``, r_a the ascending reference whose last round(a·H·W) entries are 1 and
+    the rest 0; ``areas`` a per-image ``(B,)`` tensor or one float. Zero exactly for a binary mask of area a.
+    (The extremal-perturbation baselines and our explainer's target-area mode use this one definition.)"""
+    flat = m.flatten(1)
+    n = flat.shape[1]
+    a = torch.as_tensor(areas, dtype=torch.float64, device=m.device).reshape(-1)
+    k = torch.round(a * n).long().expand(flat.shape[0])
+    reference = (torch.arange(n, device=m.device)[None] >= (n - k)[:, None]).to(flat.dtype)
+    return (flat.sort(dim=1).values - reference).pow(2).mean(dim=1)

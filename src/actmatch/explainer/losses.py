@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from actmatch.classifiers.taps import as_positions
-from actmatch.core.masks import apply_mask, hard_mask
+from actmatch.core.masks import apply_mask, hard_mask, ranking_gap
 
 if TYPE_CHECKING:
     from actmatch.config.explainer import LossConfig
@@ -107,11 +107,7 @@ def area_loss(p: torch.Tensor, target: float | None = None) -> torch.Tensor:
     same reference as the extremal-perturbation baseline)."""
     if target is None:
         return p.mean(dim=(1, 2, 3))
-    flat = p.flatten(1)
-    n = flat.shape[1]
-    k = round(target * n)
-    r_a = (torch.arange(n, device=p.device) >= n - k).to(p.dtype)
-    return (flat.sort(dim=1).values - r_a).pow(2).mean(dim=1)
+    return ranking_gap(p, target)
 
 
 def bin_loss(p: torch.Tensor) -> torch.Tensor:
