@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 from tests.stages.test_stages import stage
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # subprocesses killed mid-run
 
 
 @pytest.fixture(scope="module")

@@ -166,6 +166,7 @@ def test_ablate_stage_writes_masks_scores_and_its_resolved_loss(work, tmp_path, 
     assert "ablation.variants has no 'no_tvv'" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
+@pytest.mark.slow
 def test_train_explainer_under_torchrun_equals_one_process(work, tmp_path):
     """launcher.train_explainer = torchrun: 2 gloo ranks train one U-Net; rank 0 writes the same
     checkpoint as a plain one-process run with the same global batch (issue 6, item 4)."""

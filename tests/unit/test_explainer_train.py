@@ -191,3 +191,16 @@ def test_lowest_loss_keeps_the_step_with_the_lowest_objective(clf):  # noqa: F81
                                                    torch.Generator().manual_seed(0)), loss)[0])
         # the chosen mask's loss is no higher than the final mask's (which competes too)
         assert total(res.soft[sl]) <= total(res.last[sl]) + 1e-5
+
+
+def test_area_ramp_scales_only_the_area_term_from_one_over_ramp_to_one():
+    from actmatch.explainer.train import ramped
+
+    terms = {"area": torch.tensor([0.2, 0.5]), "ce": torch.tensor([1.0, 2.0])}
+    total = LOSS.weights.area * terms["area"] + LOSS.weights.ce * terms["ce"]
+    steps = StepsParams(lr=1e-3, steps=5, area_ramp=10.0)
+    first, mid, last = (ramped(total, terms, LOSS, steps, t) for t in (0, 2, 4))
+    torch.testing.assert_close(first, LOSS.weights.area / 10 * terms["area"] + LOSS.weights.ce * terms["ce"])
+    torch.testing.assert_close(mid, LOSS.weights.area / 10 ** 0.5 * terms["area"] + LOSS.weights.ce * terms["ce"])
+    torch.testing.assert_close(last, total)
+    assert ramped(total, terms, LOSS, StepsParams(lr=1e-3, steps=5), 0) is total   # no ramp: the loss as is

@@ -72,6 +72,7 @@ def test_sharded_generator_draws_the_rows_one_process_would():
         assert torch.equal(torch.cat([p[k] for p in parts]), full[k])
 
 
+@pytest.mark.slow
 def test_ddp_with_two_gloo_processes_equals_one_process(tmp_path):
     torch.set_num_threads(1)
     one, curves_one = T.train_amortized(_clf(), _data(), LOSS, UNET, CFG, "normalized_zero", 0, progress=False)
@@ -124,6 +125,7 @@ def test_fp16_and_bf16_on_cuda_keep_masks_close():
         assert ((res.soft > 0.5) == (ref.soft > 0.5)).float().mean() > 0.9, precision
 
 
+@pytest.mark.slow
 def test_parallel_loader_gives_the_same_tensor():
     clf = Classifier("toy", freeze(Toy()), 8, 1, (0.5,), (0.25,), ("block1",), ["a", "b", "c"])
     rng = np.random.default_rng(0)

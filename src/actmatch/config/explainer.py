@@ -69,6 +69,10 @@ class StepsParams(Strict):
     # lowest_loss: the mask of the step with the lowest objective (a restart rule that does not look
     # at `kept`; its `last` mask is reported too)
     select: Literal["last", "smallest_kept", "lowest_loss"] = "last"
+    # > 1: the area term's weight grows geometrically from weight / area_ramp at the first step to its full
+    # weight at the last (ours, after Fong et al.'s growing area constraint): the mask finds the evidence
+    # before it is made small. Selection (lowest_loss) compares losses at the full weight.
+    area_ramp: float = Field(default=1.0, ge=1.0)
 
 
 class AmortizedParams(Strict):

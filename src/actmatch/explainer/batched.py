@@ -27,7 +27,7 @@ from actmatch.classifiers.registry import Classifier
 from actmatch.config.explainer import LossConfig, StepsParams, UNetParams
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
 from actmatch.explainer.train import (LOGGED, Compute, MaskRun, _check_finite, _collect, _final_terms, autocast,
-                                      build_unet)
+                                      build_unet, ramped)
 from actmatch.core.resume import load_state, save_state, state_key
 from actmatch.core.masks import fill_values, soft_mask
 
@@ -78,7 +78,7 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
                 total = weighted_total(terms, loss)
             _check_finite(terms, total, f"images {lo + 1}-{idx[-1] + 1}, step {step + 1}", kept_msg)
             opt.zero_grad(set_to_none=True)
-            scaler.scale(total.sum()).backward()
+            scaler.scale(ramped(total, terms, loss, steps, step).sum()).backward()
             scaler.step(opt)
             scaler.update()
             terms["total"] = total

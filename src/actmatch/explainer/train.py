@@ -136,14 +136,14 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
         kept_msg = (f"the {i} finished image(s) are kept in {state_path} for a rerun" if state_path
                     else "nothing was saved (no state path)")
         best: tuple[float, torch.Tensor] | None = None  # (hard area, soft mask): smallest non-empty mask that kept y
-        for _ in range(steps.steps):
+        for t in range(steps.steps):
             with autocast(compute, x.device):
                 p = soft_mask(net(xi)).float()
                 terms = loss_terms(clf.model, clf.taps, xi, ri, p, loss, bi, gen)
                 total = weighted_total(terms, loss)
             _check_finite(terms, total, f"image {i + 1}, step {len(curve['total']) + 1}", kept_msg)
             opt.zero_grad(set_to_none=True)
-            scaler.scale(total.sum()).backward()
+            scaler.scale(ramped(total, terms, loss, steps, t).sum()).backward()
             scaler.step(opt)
             scaler.update()
             terms["total"] = total
@@ -177,6 +177,16 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
     curves = {k: np.mean([c[k] for c in state["curves"]], axis=0).tolist() for k in LOGGED
               if state["curves"] and state["curves"][0][k]}
     return _collect(done, keys, curves, steps)
+
+
+def ramped(total: torch.Tensor, terms: dict[str, torch.Tensor], loss: LossConfig, steps: StepsParams,
+           t: int) -> torch.Tensor:
+    """The objective optimized at step ``t``: ``total`` with the area term's weight scaled by
+    area_ramp^(t / (steps − 1) − 1) (from 1 / area_ramp at the first step to 1 at the last)."""
+    if steps.area_ramp == 1.0 or "area" not in terms:
+        return total
+    scale = steps.area_ramp ** (t / max(1, steps.steps - 1) - 1.0)
+    return total + (scale - 1.0) * loss.weights.area * terms["area"]
 
 
 def _collect(done: list[dict[str, Any]], keys: Any, curves: dict[str, list[float]], steps: StepsParams) -> MaskRun:
