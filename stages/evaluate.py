@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from actmatch.classifiers import load_classifier_dir
 from actmatch.config.base import read_params
 from actmatch.config.compute import runtime
@@ -33,11 +35,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg, device = evaluate_run(raw, args.run), resolve_device(runtime(raw).device)
     clf = load_classifier_dir(args.classifier)
     clf.model.to(device)
-    maps = load_maps(args.explainers) | load_glance_maps(args.explainers)
+    maps, previews = load_maps(args.explainers) | load_glance_maps(args.explainers), {}
     per_image, curves, metrics, cost = evaluate(clf, load_dataset(args.data), load_regimes(args.explainers), cfg,
-                                                Path(args.state), progress=not args.no_progress, maps=maps)
+                                                Path(args.state), progress=not args.no_progress, maps=maps,
+                                                previews=previews)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "maps.npz") as tmp, open(tmp, "wb") as fh:  # every method's maps of a few images
+        np.savez_compressed(fh, **previews)
     for name, frame in (("per_image.csv", per_image), ("curves.csv", curves)):
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")

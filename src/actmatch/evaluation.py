@@ -46,6 +46,7 @@ __all__ = ["Regime", "load_regimes", "evaluate", "MethodResult", "cam_layer", "O
 
 log = logging.getLogger(__name__)
 OURS = "ours:"  # prefix of our regimes in every table
+PREVIEW_IMAGES = 12  # evaluation images whose maps every method keeps for the report's figures
 
 
 @dataclass
@@ -111,6 +112,7 @@ class MethodResult:
     cost_ms: list[float]
     cost_mb: list[float]
     seed: int = -1  # -1: a method with no seed of ours (baselines, other frameworks)
+    preview: np.ndarray | None = None  # uint8 (K, H, W): the soft map of the first K images, for figures
 
 
 def _our_cost_fn(reg: Regime, clf: Classifier) -> Callable[..., Any]:
@@ -165,12 +167,14 @@ def _save(path: Path | None, key: str, result: MethodResult) -> None:
 
 
 def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, list[Regime]], cfg: EvaluateRunConfig,
-             state_dir: Path | None = None, progress: bool = True,
-             maps: dict[str, MapSet] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+             state_dir: Path | None = None, progress: bool = True, maps: dict[str, MapSet] | None = None,
+             previews: dict[str, np.ndarray] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """Score every seed of our regimes, the other ``maps`` and the baselines. Returns the per-image table
     (columns method, seed, id, …), the mean curves, the aggregated metrics ``{"settings", "methods":
     {method: {seeds, collapsed, selected, metrics: {metric: {mean, lo, hi, n, sd, min, max}}}}}`` and
-    the cost ``{method: {ms_per_explanation, peak_mb, n}}``."""
+    the cost ``{method: {ms_per_explanation, peak_mb, n}}``. With ``previews`` (a dict), it also receives,
+    per method (first seed), the soft maps of the first ``PREVIEW_IMAGES`` evaluation images as uint8
+    ``(K, H, W)`` (0–255 of the map rescaled to [0, 1]; for figures, never for metrics), key ``ids`` their ids."""
     if cfg.match_area not in regimes:
         raise KeyError(f"match_area {cfg.match_area!r} has no masks; found: {sorted(regimes)}")
     fills = {r.run.fill for rs in regimes.values() for r in rs}
@@ -242,10 +246,18 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, list[Regime]]
         for i in range(min(cfg.cost_images, len(x)) if first_seed else 0):  # timed once per method
             one = slice(i, i + 1)
             timings.append(measure(lambda: explain_one(x[one], y[one], baseline[one], areas[one]), device)[1:])
+        first = [k for k, j in enumerate(sel.cpu().tolist()) if j < PREVIEW_IMAGES]
+        preview = (to_unit(soft[first]).clamp(0, 1)[:, 0] * 255).round().to(torch.uint8).cpu().numpy() \
+            if len(first) == min(PREVIEW_IMAGES, len(ids)) else None
         res = MethodResult(cols, curves, [ids[int(j)] for j in sel.cpu()], [t[0] for t in timings],
-                           [t[1] for t in timings], seed)
+                           [t[1] for t in timings], seed, preview)
         _save(path, key, res)
         results.append((name, res))
+    if previews is not None:
+        previews["ids"] = np.asarray(ids[:PREVIEW_IMAGES])
+        for name, r in results:
+            if r.preview is not None and name not in previews:  # the first seed of each method
+                previews[name] = r.preview
     labels = dict(zip(ids, ds.labels[idx].tolist()))
     ylab = dict(zip(ids, y.cpu().tolist()))
     selected = {OURS + n for n, rs in regimes.items() if rs[0].selected}

@@ -135,3 +135,18 @@ def test_seeds_are_aggregated_and_a_collapsed_seed_is_named_not_averaged(tmp_pat
     area = entry["metrics"]["area"]
     assert area["mean"] == pytest.approx(by_seed.mean()) and area["min"] == pytest.approx(by_seed.min())
     assert area["sd"] == pytest.approx(by_seed.std(ddof=1)) and area["n"] == 6
+
+
+def test_previews_keep_every_methods_first_seed_map_of_the_first_images(tmp_path):
+    clf, ds, regimes, cfg = _setup(tmp_path)
+    previews: dict = {}
+    evaluate(clf, ds, regimes, cfg, progress=False, previews=previews)
+    assert list(previews["ids"]) == ["i0", "i1", "i2", "i3", "i4", "i5"]          # 6 < PREVIEW_IMAGES
+    assert set(previews) == {"ids", "ours:per_image", "random", "centre", "rise"}  # the 2-image regime has too few
+    for name in ("ours:per_image", "rise"):
+        assert previews[name].dtype == np.uint8 and previews[name].shape == (6, 8, 8)
+        assert previews[name].max() == 255 or previews[name].max() == 0
+    soft = regimes["per_image"][0].soft[:, 0]
+    lo, hi = soft.flatten(1).min(1).values, soft.flatten(1).max(1).values
+    expected = ((soft - lo[:, None, None]) / (hi - lo)[:, None, None] * 255).round()
+    np.testing.assert_allclose(previews["ours:per_image"], expected.numpy(), atol=1)   # the map, rescaled

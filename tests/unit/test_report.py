@@ -497,3 +497,26 @@ def test_build_report_writes_every_file_in_reading_order_and_is_byte_stable(tmp_
               "report.html": f'<div class="smoke">{SMOKE_BANNER}</div>\n'}
     for p, q in zip(files[-3:], again[-3:]):
         assert p.read_text().replace(banner[p.name], "", 1) == q.read_text() and SMOKE_BANNER not in q.read_text()
+
+
+def test_per_image_figure_shows_the_top_pixels_and_each_images_curve():
+    import numpy as np
+    import pandas as pd
+
+    from actmatch.report.preservation import _top, per_image_figure
+
+    m = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    top = _top(m, 0.05)
+    assert top.sum() == 5 and top.reshape(-1)[-5:].all()            # the five highest values
+    previews = {"ids": np.array(["a", "b"]), "ours:per_image": np.stack([m, m[::-1]]), "extremal": np.stack([m, m])}
+    rows = [{"method": meth, "seed": 0, "id": i, "area": 0.1, **{f"kept@{b:g}": 1.0 for b in (0.05, 0.1)},
+             **{f"p_ratio@{b:g}": r for b in (0.05, 0.1)}} for meth, r in (("ours:per_image", 0.8), ("extremal", 0.2))
+            for i in ("a", "b")]
+    images = [np.zeros((10, 10, 3), dtype=np.uint8)] * 2
+    fig = per_image_figure(images, ["a", "b"], previews, pd.DataFrame(rows), "ours:per_image", "extremal",
+                           (0.02, 0.05, 0.1), "t")
+    axes = fig.get_axes()
+    assert len(axes) == 2 * (1 + 3 + 1 + 1)                        # image, 3 areas, the other method, the curve
+    curve = axes[5].get_lines()
+    assert [ln.get_label() for ln in curve[:2]] == ["ours:per_image", "extremal"]   # then the 0.5 guide line
+    assert list(curve[0].get_ydata()) == [0.8, 0.8] and list(curve[1].get_ydata()) == [0.2, 0.2]

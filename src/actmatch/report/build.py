@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from actmatch.core.figures import curves_plot, save_figure, training_curves
 from actmatch.data import load_dataset
@@ -26,7 +27,9 @@ from actmatch.report import examples as read
 from actmatch.report.page import FigureItem, Section, TableItem, headline_markdown, html_page, results_markdown
 from actmatch.report.paper import syce_figure, glance_cf_figure, glance_graph_figure, glance_strips_figure, \
     sweep_figure, tradeoff_figure, triplet_figure
-from actmatch.report.preservation import budgets_of, preservation_figure, preservation_table
+from actmatch.report.preservation import budgets_of, per_image_figure, preservation_figure, preservation_table
+from actmatch.classifiers.registry import view_region
+from actmatch.images import crop_region
 from actmatch.report.tables import CONTROLS, glance_table, headline_table, main_table, seeds_all_collapsed, \
     syce_table, to_latex, to_markdown
 
@@ -96,12 +99,41 @@ def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict,
             "The preservation curve: label kept (left) and median confidence retention (right) against the share "
             "of pixels kept from the top of each method's ranking; grey band: the paper's 2–5 %. Source: "
             f"`results/metrics/{g}/per_image.csv`."))
+    maps_file = results / "metrics" / g / "maps.npz"
+    if per_image is not None and maps_file.is_file() and not isinstance(ds.images, np.ndarray):  # photo sets
+        items += _per_image_items(w, g, st, ds, per_image, maps_file)
     seed, logs = read.training_logs(results / "explainers" / g / "live" / "amortized")
     if logs:
         items.append(w.figure(f"training_{g}", training_curves(logs, "epoch"),
                               f"Training curves of ours:amortized, seed {seed} (the first seed). Source: "
                               f"`results/explainers/{g}/live/amortized/seed{seed}/`."))
     return Section(cap.group_title(st), items)
+
+
+def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, maps_file: Path) -> list:
+    """Per photo: the image, our map's top 2 / 5 / 10 %, Extremal Perturbation's top 5 %, p(y) as the area
+    shrinks (issue 19), from the first seed."""
+    with np.load(maps_file) as z:
+        previews = {k: z[k] for k in z.files}
+    ours = next((m for m in per_image["method"].unique() if m.startswith("ours:") and m in previews
+                 and not m.endswith("_last")), None)
+    if ours is None:
+        return []
+    other = next((m for m in ("extremal_authors", "extremal") if m in previews), None)
+    ids = [str(i) for i in previews["ids"]][:9]
+    row = {str(k): i for i, k in enumerate(ds.index["id"])}
+    images = []
+    for i in ids:
+        img = read.image(ds, row[i])
+        img = crop_region(img, view_region(st["classifier"], *img.shape[:2]))
+        img = np.asarray(Image.fromarray(img).resize(previews[ours].shape[1:][::-1], Image.BILINEAR))
+        images.append(img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2))
+    fig = per_image_figure(images, ids, previews, per_image, ours, other, (0.02, 0.05, 0.10),
+                           f"{st['classifier']} on {st['dataset']}: {ours} and {other} per image")
+    return [w.figure(f"fig_per_image_{g}", fig,
+                     f"Per image (first seed): what the classifier saw, the top 2, 5 and 10 % of the pixels of "
+                     f"{ours}'s soft mask (the rest dimmed), {other}'s top 5 %, and p_e(y) / p_x(y) as the pixels "
+                     f"kept shrink. Sources: `results/metrics/{g}/maps.npz`, `results/metrics/{g}/per_image.csv`.")]
 
 
 def _syce_section(w: _Writer, results: Path, data: Path, runs: dict[str, dict], n: int) -> Section:

@@ -13,7 +13,7 @@ import pandas as pd
 from actmatch.core.figures import plt
 from actmatch.metrics.aggregate import is_collapsed
 
-__all__ = ["budgets_of", "preservation_table", "preservation_figure"]
+__all__ = ["budgets_of", "preservation_table", "preservation_figure", "per_image_figure"]
 
 
 def budgets_of(per_image: pd.DataFrame) -> list[float]:
@@ -69,5 +69,58 @@ def preservation_figure(per_image: pd.DataFrame, title: str, methods: list[str] 
     axes[1].axvspan(0.02, 0.05, color="0.9", zorder=0)
     axes[0].legend(fontsize=6, ncol=2, loc="lower right")
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _top(preview: np.ndarray, a: float) -> np.ndarray:
+    """The top-a pixels of a uint8 map (ties by position) as a bool mask."""
+    flat = preview.reshape(-1).astype(np.float64)
+    k = max(1, int(round(a * flat.size)))
+    keep = np.zeros(flat.size, dtype=bool)
+    keep[np.argsort(-flat, kind="stable")[:k]] = True
+    return keep.reshape(preview.shape)
+
+
+def per_image_figure(images: list[np.ndarray], ids: list[str], previews: dict[str, np.ndarray],
+                     per_image: pd.DataFrame, ours: str, other: str | None, areas: tuple[float, ...],
+                     title: str) -> plt.Figure:
+    """One row per image: the image as the classifier saw it, the top-a pixels of our map at each of
+    ``areas`` (the rest dimmed), the same for ``other`` (e.g. Extremal Perturbation) at the middle area, and
+    p_e(y) / p_x(y) against the pixels kept for both (first seed; every budget of the evaluation)."""
+    budgets = budgets_of(per_image)
+    cols = 1 + len(areas) + (other is not None) + 1
+    fig, axes = plt.subplots(len(ids), cols, figsize=(1.9 * cols, 1.9 * len(ids)), squeeze=False)
+    mid = areas[len(areas) // 2]
+    for r, (img, i) in enumerate(zip(images, ids)):
+        j = list(previews["ids"]).index(i)
+        shown = [(img, "image")] + [(_top(previews[ours][j], a), f"ours {100 * a:g} %") for a in areas]
+        if other is not None:
+            shown.append((_top(previews[other][j], mid), f"{other} {100 * mid:g} %"))
+        for c, (content, label) in enumerate(shown):
+            ax = axes[r, c]
+            if content.dtype == bool:
+                ax.imshow(np.where(content[..., None], img, (0.3 * img).astype(img.dtype)))
+            else:
+                ax.imshow(content)
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(label, fontsize=7)
+        axes[r, 0].set_ylabel(i, fontsize=7)
+        ax = axes[r, -1]
+        for method, style in ((ours, "-"), (other, "--")):
+            if method is None:
+                continue
+            row = per_image[(per_image["method"] == method) & (per_image["id"] == i)].sort_values("seed").head(1)
+            if len(row):
+                ax.plot(budgets, [float(row[f"p_ratio@{b:g}"].iloc[0]) for b in budgets], style, marker=".",
+                        label=method)
+        ax.set_xscale("log")
+        ax.axhline(0.5, color="0.7", lw=0.6)
+        ax.tick_params(labelsize=6)
+        if r == 0:
+            ax.set_title("p_e(y) / p_x(y) vs pixels kept", fontsize=7)
+            ax.legend(fontsize=5)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
