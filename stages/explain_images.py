@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     comp.module(clf.model)
     ctx = RunContext(Path(args.out), Path(args.live), Path(args.state), Path(args.metrics), comp, cp.loader_workers,
                      cp.per_image_batch, progress=not args.no_progress)
-    run_per_image(clf, load_dataset(args.data), run, ex.loss(run.preset), rt.seeds, rt.data_seed, ctx)
+    run_per_image(clf, load_dataset(args.data), run, ex.loss(run.preset), run.seeds or rt.seeds, rt.data_seed, ctx)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     comp.module(clf.model)
     ctx = RunContext(Path(args.out), Path(args.live), Path(args.state), Path(args.metrics), comp, cp.loader_workers,
                      progress=not args.no_progress)
-    run_amortized(clf, load_dataset(args.data), run, ex.loss(run.preset), rt.seeds, rt.data_seed, ctx)
+    run_amortized(clf, load_dataset(args.data), run, ex.loss(run.preset), run.seeds or rt.seeds, rt.data_seed, ctx)
     distributed.finish(dist_info)
 
 

@@ -99,6 +99,8 @@ class ExplainerRun(Strict):
     # regime's name in the tables; the masks go to results/explainers/<group>/<regime>
     group: str | None = Field(default=None, pattern=r"^[a-z0-9_]+(-[a-z0-9_]+)*$")
     regime: str | None = Field(default=None, pattern=r"^per_image[a-z0-9_]*$")
+    # the seeds of this run (None: the top-level ``seeds``); a costly contrast row may run fewer
+    seeds: list[int] | None = Field(default=None, min_length=1)
     # how this run computes (the GPU path: bf16, channels_last, loader workers, batched per-image U-Nets);
     # per run, so a profile that moves some runs to a GPU does not rerun the others
     compute: ComputeParams = ComputeParams()
