@@ -93,7 +93,7 @@ def test_unknown_names_of_every_registry(params_dict):
     for line in ("train_classifier.runs.vgg-cifar10.arch: unknown name 'vgg'; known: lenet, mnist_cnn, small_resnet",
                  "train_classifier.runs.vgg-cifar10.dataset: unknown name 'cifar10'; known: cluttered_mnist",
                  "datasets.photos.names: unknown name 'dog'; known: astronaut",
-                 "evaluate.defaults.baselines: unknown name 'gradcam3'; known: centre, extremal, gradcam",
+                 "evaluate.defaults.baselines: unknown name 'gradcam3'; known: centre, extremal, extremal_authors",
                  "glance.features: unknown name 'curl'; known: area, height, intensity"):
         assert line in msg, (line, msg)
 

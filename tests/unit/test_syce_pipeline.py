@@ -130,7 +130,7 @@ def test_syce_params_errors_name_the_key(tmp_path):
     with pytest.raises(ParamsError, match="unique"):
         parse_params(raw)
     p = load_params("params.yaml")
-    assert p.syce.train_for("small_resnet-cluttered_mnist").max_epochs == 12 and p.syce.train.max_epochs == 60
+    assert p.syce.train_for("mnist_cnn-mnist").max_epochs == 30 and p.syce.train.max_epochs == 60
 
 
 def test_grad_cam_reads_the_last_tap_with_a_spatial_output():
