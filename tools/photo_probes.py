@@ -1,0 +1,62 @@
+"""Photo recipe probes (issue 19): the per-image regime on the bundled photos with EfficientNet-Lite0
+(crop preprocessing), from the tuned_photos preset and the photos run of params.yaml with overrides:
+
+    python tools/photo_probes.py NAME SEEDS PHOTOS [loss.KEY=JSON] [unet.KEY=JSON] [steps.KEY=JSON] [fill=JSON]
+    python tools/photo_probes.py C7 0 camera,chelsea loss.area_target=0.05 steps.area_ramp=10 >> probes.log
+
+Prints, per photo, the hard area, whether the label is kept and p_e(y) / p_x(y) (JSON lines). The probes
+that chose the recipe, with their settings, are in results/photo_probes.jsonl (docs/results.md)."""
+import json, sys, time
+from pathlib import Path
+import numpy as np, torch
+from actmatch.classifiers.registry import load_classifier, fetch_weights
+from actmatch.config.explainer import LossConfig, StepsParams, UNetParams
+from actmatch.config.base import read_params, deep_merge
+from actmatch.config.explainer import explainer
+from actmatch.core.masks import fill_values, apply_mask
+from actmatch.data.sources import photo
+from actmatch.explainer.train import explain_per_image
+
+torch.set_num_threads(2)
+name, seeds, photos = sys.argv[1], [int(s) for s in sys.argv[2].split(",")], sys.argv[3].split(",")
+over = dict(a.split("=", 1) for a in sys.argv[4:])
+w = Path(__file__).resolve().parents[1] / "results/classifiers/efficientnet_lite0/model/weights.pth"
+if not w.exists():  # outside a pipeline checkout: fetch the pinned weights
+    w = Path("/tmp/efficientnet_lite0.pth")
+    if not w.exists():
+        fetch_weights("efficientnet_lite0", w)
+clf = load_classifier("efficientnet_lite0", w)
+ex = explainer(read_params(Path(__file__).resolve().parents[1] / "params.yaml"))
+base = ex.loss("tuned_photos").model_dump()
+run = ex.per_image_run("efficientnet_lite0-photos")
+unet = run.unet.model_dump(); steps = run.per_image.model_dump(); fill = run.fill
+for k, v in over.items():
+    v = json.loads(v)
+    if k.startswith("loss."): 
+        d = base
+        parts = k[5:].split(".")
+        for p in parts[:-1]: d = d[p]
+        d[parts[-1]] = v
+    elif k.startswith("unet."): unet[k[5:]] = v
+    elif k.startswith("steps."): steps[k[6:]] = v
+    elif k == "fill": fill = v
+loss = LossConfig.model_validate(base); unet = UNetParams.model_validate(unet); st = StepsParams.model_validate(steps)
+x = clf.preprocess_batch([photo(p) for p in photos])
+rows = []
+for seed in seeds:
+    t0 = time.time()
+    res = explain_per_image(clf, x, loss, unet, st, fill, seed, progress=False)
+    dt = time.time() - t0
+    with torch.no_grad():
+        b = fill_values(x, fill, clf.mean, clf.std)
+        hard = (res.soft > 0.5).float()
+        zx, ze = clf(x), clf(apply_mask(x, hard, b))
+        y = zx.argmax(1)
+        px = zx.softmax(1).gather(1, y[:, None])[:, 0]; pe = ze.softmax(1).gather(1, y[:, None])[:, 0]
+        lastarea = (res.last > 0.5).float().mean((1, 2, 3)) if res.last is not None else None
+    for i, p in enumerate(photos):
+        rows.append({"cfg": name, "seed": seed, "photo": p, "area": round(float(hard[i].mean()), 4),
+                     "kept": int(ze[i].argmax() == y[i]), "p_ratio": round(float(pe[i] / px[i]), 3),
+                     "last_area": None if lastarea is None else round(float(lastarea[i]), 4)})
+    print(f"{name} seed {seed}: {dt:.0f}s", flush=True)
+for r in rows: print(json.dumps(r), flush=True)
