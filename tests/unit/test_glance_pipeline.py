@@ -146,7 +146,7 @@ def test_glance_maps_are_scored_like_baselines_at_our_area(tmp_path, monkeypatch
     folder = tmp_path / "group" / "glance"
     folder.mkdir(parents=True)
     ids = ["i1", "i0", "i4", "i3"]
-    np.savez(folder / "maps.npz", ids=np.array(ids), map=np.random.default_rng(2).random((4, 8, 8)).astype(np.float16))
+    np.savez(folder / "maps.npz", ids=np.array(ids), map=np.random.default_rng(2).random((4, 8, 8)).astype(np.float32))
     (folder / "config.yaml").write_text(yaml.safe_dump({"method": "glance"}))
     maps = P.load_glance_maps(tmp_path / "group")
     assert list(maps) == ["glance"] and P.load_glance_maps(tmp_path / "nothing") == {}

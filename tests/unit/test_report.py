@@ -435,7 +435,7 @@ def _glance(results):
     np.savez_compressed(folder / "maps.npz", ids=np.array(["x0", "x1"]), y=np.array([0, 1]), y_hat=np.array([0, 1]),
                         cf_node=np.array([0, -1]), cf_label=np.array([1, -1]), effect_node=np.array([0, 1]),
                         effect_delta=np.array([1.0, -2.0]), nodes=np.array(names[:2]), x_hat=img, x_cf=img,
-                        map=np.ones((2, 16, 16), np.float16))
+                        map=np.ones((2, 16, 16), np.float32))
     (results / "glance").mkdir()
     (results / "glance" / "mnist_cnn-mnist.json").write_text(json.dumps(
         {**_glance_metrics(), "classifier": "mnist_cnn-mnist", "dataset": "mnist"}))

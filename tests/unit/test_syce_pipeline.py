@@ -98,7 +98,7 @@ def test_maps_under_ce_are_scored_like_baselines_at_our_area(tmp_path, monkeypat
     folder.mkdir(parents=True)
     rng = np.random.default_rng(3)
     ids = ["i5", "i0", "i2", "i3", "i1"]  # i4 has no map: scored on the other five
-    np.savez(folder / "maps.npz", ids=np.array(ids), map=rng.random((5, 8, 8)).astype(np.float16))
+    np.savez(folder / "maps.npz", ids=np.array(ids), map=rng.random((5, 8, 8)).astype(np.float32))
     (folder / "config.yaml").write_text(yaml.safe_dump({"method": "cyce_3class", "variant": "cyce"}))
     maps = P.load_maps(tmp_path / "group")
     assert list(maps) == ["cyce_3class"] and P.load_maps(tmp_path / "nothing") == {}

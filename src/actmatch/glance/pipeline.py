@@ -15,7 +15,7 @@ frozen classifier and the library (:mod:`.perturb`, :mod:`.morpho`, :mod:`.train
 Output folder (``results/explainers/<run>/glance/``)::
 
     surrogate.pt   encoder + generator weights, dims, the graph, the latent map, feature mean/SD
-    maps.npz       ids, map (N, H, W) float16, x_hat / x_cf (N, H, W) uint8, y, y_hat, cf_node,
+    maps.npz       ids, map (N, H, W) float32, x_hat / x_cf (N, H, W) uint8, y, y_hat, cf_node,
                    cf_delta, cf_label, importance (N, nodes)
     strips.npz     decoded interventions per context feature for the report's strips
     graph.csv      the weighted adjacency (rows: from, columns: to)
@@ -217,7 +217,7 @@ def run_glance(clf: Classifier, ds: ImageDataset, features: np.ndarray, gp: Glan
                     "channels": int(x_tr.shape[1]), "size": int(x_tr.shape[-1]), "nodes": nodes, "W": W,
                     "scales": latent.scales, "grid": list(gp.local.grid), "importance_delta": gp.local.importance_delta,
                     "feature_mean": mu, "feature_sd": sd}, tmp / "surrogate.pt")
-        np.savez_compressed(tmp / "maps.npz", ids=test_ids, map=maps[:, 0].cpu().numpy().astype(np.float16),
+        np.savez_compressed(tmp / "maps.npz", ids=test_ids, map=maps[:, 0].cpu().numpy().astype(np.float32),
                             x_hat=_uint8(x_hat), x_cf=_uint8(x_cf), y=y, y_hat=y_hat, cf_node=cf.node,
                             cf_delta=cf.delta, cf_label=cf.label, effect_node=node, effect_delta=delta,
                             importance=imp.astype(np.float32), nodes=np.array(nodes))

@@ -7,7 +7,7 @@ One run ``<classifier>-<dataset>`` (an explainer group) trains each variant on t
 stop) and explains every test image. Output folder per variant::
 
     generator.pt   the generator's weights and what rebuilds it (kind, widths, classes, size)
-    maps.npz       ids, map (N, H, W) float16, x_a and x_st (N, H, W, C) uint8, c, t
+    maps.npz       ids, map (N, H, W) float32, x_a and x_st (N, H, W, C) uint8, c, t
     config.yaml    the resolved settings, the method's name in the tables, timings
 
 ``maps.npz`` is what the evaluate stage scores beside our masks (binarized to our area per image).
@@ -103,7 +103,7 @@ def run_variant(variant: str, f: PixelClassifier, num_classes: int, x_train: tor
         torch.save({"state_dict": trained.generator.state_dict(), **{k: record[k] for k in
                     ("kind", "num_classes", "size", "channels", "variant")}, "g_widths": list(cfg.g_widths),
                     "d_widths": list(cfg.d_widths), "dropout": cfg.dropout}, tmp / "generator.pt")
-        np.savez_compressed(tmp / "maps.npz", ids=np.array(test_ids), map=res["map"][:, 0].cpu().numpy().astype(np.float16),
+        np.savez_compressed(tmp / "maps.npz", ids=np.array(test_ids), map=res["map"][:, 0].cpu().numpy().astype(np.float32),
                             x_a=_uint8(res["x_a"]), x_st=_uint8(res["x_st"]), c=res["c"].cpu().numpy(),
                             t=res["t"].cpu().numpy(), **{k: v.cpu().numpy() for k, v in per.items()})
         (tmp / "config.yaml").write_text(yaml.safe_dump(record, sort_keys=True))
