@@ -1,8 +1,11 @@
-"""Copy paper_figures/headline.md (written by the report stage) between the README's headline markers,
-so the one table the README shows is generated, never typed:
+"""Copy the generated blocks into the README, so the numbers it shows are never typed:
 
-    python tools/sync_readme.py          # after `dvc repro`
-    python tools/sync_readme.py --check  # exit 1 if the README's copy differs (tests/test_docs.py)
+- between `<!-- headline:start/end -->`: paper_figures/headline.md (written by the report stage);
+- between `<!-- times:start/end -->`: results/stage_times.md (written by tools/stage_times.py from the
+  wall times every stage logs during `dvc repro`).
+
+    python tools/sync_readme.py          # after `dvc repro` and `python tools/stage_times.py`
+    python tools/sync_readme.py --check  # exit 1 if a README copy differs (tests/test_docs.py)
 """
 
 from __future__ import annotations
@@ -12,28 +15,33 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- headline:start -->", "<!-- headline:end -->"
+BLOCKS = {"headline": "paper_figures/headline.md", "times": "results/stage_times.md"}
 
 
-def render(readme: str, headline: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md has no {START} ... {END} block")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{headline.strip()}\n{END}{tail}"
+def render(readme: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README.md has no {start} ... {end} block")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body.strip()}\n{end}{tail}"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
-    readme, source = ROOT / "README.md", ROOT / "paper_figures/headline.md"
-    if not source.is_file():
-        print(f"{source} not found: run the report stage (dvc repro) first")
-        return 1
-    text = render(readme.read_text(), source.read_text())
-    if ap.parse_args().check:
-        same = readme.read_text() == text
-        print("README headline is up to date" if same else "README headline differs: run tools/sync_readme.py")
+    args = ap.parse_args()
+    readme = ROOT / "README.md"
+    current = text = readme.read_text()
+    for name, rel in BLOCKS.items():
+        source = ROOT / rel
+        if not source.is_file():
+            print(f"{rel} not found: run `dvc repro` (and `python tools/stage_times.py`) first")
+            return 1
+        text = render(text, name, source.read_text())
+    if args.check:
+        same = current == text
+        print("README's generated blocks are up to date" if same else "README differs: run tools/sync_readme.py")
         return 0 if same else 1
     readme.write_text(text)
     return 0
