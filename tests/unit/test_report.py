@@ -520,3 +520,26 @@ def test_per_image_figure_shows_the_top_pixels_and_each_images_curve():
     curve = axes[5].get_lines()
     assert [ln.get_label() for ln in curve[:2]] == ["ours:per_image", "extremal"]   # then the 0.5 guide line
     assert list(curve[0].get_ydata()) == [0.8, 0.8] and list(curve[1].get_ydata()) == [0.2, 0.2]
+
+
+def test_per_image_table_reports_each_photo_across_seeds():
+    import pandas as pd
+
+    from actmatch.report.preservation import per_image_table
+
+    def row(method, seed, i, area, kept, p_ratio):
+        return {"method": method, "seed": seed, "id": i, "area": area, "kept": kept, "p_ratio": p_ratio}
+
+    rows = [row("ours:a", 0, "cat", 0.04, 1, 0.6), row("ours:a", 1, "cat", 0.06, 0, 0.2),
+            row("ours:a", 2, "cat", 0.05, 1, 0.5), row("ours:a", 0, "dog", 0.10, 1, 0.9),
+            row("ours:a", 1, "dog", 0.30, 1, 0.7), row("ours:a", 2, "dog", 0.20, 0, 0.1),
+            row("ours:b", 0, "cat", 0.5, 1, 1.5),              # one seed, one image only
+            row("ep", -1, "cat", 0.0, 0, 0.0), row("ep", -1, "dog", 0.0, 0, 0.0)]   # all-empty: collapsed
+    t = per_image_table(pd.DataFrame(rows), ["ours:a", "ours:b", "ep"]).set_index("image")
+    assert list(t.index) == ["cat", "dog"]
+    assert t.loc["cat", "ours:a area"] == "0.050 (0.040–0.060)" and t.loc["dog", "ours:a area"] == "0.200 (0.100–0.300)"
+    assert t.loc["cat", "ours:a kept"] == "2/3" and t.loc["dog", "ours:a kept"] == "2/3"
+    assert t.loc["cat", "ours:a p_ratio"] == "0.50 (0.20–0.60)" and t.loc["dog", "ours:a p_ratio"] == "0.70 (0.10–0.90)"
+    assert t.loc["cat", "ours:b area"] == "0.500" and t.loc["cat", "ours:b kept"] == "1/1"
+    assert t.loc["dog", "ours:b area"] == "–"                      # not explained by that regime
+    assert t.loc["cat", "ep kept"] == "collapsed"

@@ -27,7 +27,8 @@ from actmatch.report import examples as read
 from actmatch.report.page import FigureItem, Section, TableItem, headline_markdown, html_page, results_markdown
 from actmatch.report.paper import syce_figure, glance_cf_figure, glance_graph_figure, glance_strips_figure, \
     sweep_figure, tradeoff_figure, triplet_figure
-from actmatch.report.preservation import budgets_of, per_image_figure, preservation_figure, preservation_table
+from actmatch.report.preservation import budgets_of, per_image_figure, per_image_table, preservation_figure, \
+    preservation_table
 from actmatch.classifiers.registry import view_region
 from actmatch.images import crop_region
 from actmatch.report.tables import CONTROLS, glance_table, headline_table, main_table, seeds_all_collapsed, \
@@ -128,9 +129,17 @@ def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, 
         img = crop_region(img, view_region(st["classifier"], *img.shape[:2]))
         img = np.asarray(Image.fromarray(img).resize(previews[ours].shape[1:][::-1], Image.BILINEAR))
         images.append(img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2))
+    methods = [m for m in per_image["method"].unique() if m.startswith("ours:") and not m.endswith("_last")]
+    methods += [m for m in ("extremal_authors", "extremal") if m in set(per_image["method"])]
+    table = w.table(TableItem(
+        f"table_per_image_{g}", per_image_table(per_image, methods),
+        f"Per image, {st['classifier']} on {st['dataset']}: for our regimes and Extremal Perturbation (its "
+        "authors' settings and ours), the hard mask's area and p_e(y) / p_x(y) as the median over seeds "
+        "(min–max), and the seeds whose mask kept the label; the baselines are binarized to the area of our "
+        f"first regime's first seed. Source: `results/metrics/{g}/per_image.csv`.", {}))
     fig = per_image_figure(images, ids, previews, per_image, ours, other, (0.02, 0.05, 0.10),
                            f"{st['classifier']} on {st['dataset']}: {ours} and {other} per image")
-    return [w.figure(f"fig_per_image_{g}", fig,
+    return [table, w.figure(f"fig_per_image_{g}", fig,
                      f"Per image (first seed): what the classifier saw, the top 2, 5 and 10 % of the pixels of "
                      f"{ours}'s soft mask (the rest dimmed), {other}'s top 5 %, and p_e(y) / p_x(y) as the pixels "
                      f"kept shrink. Sources: `results/metrics/{g}/maps.npz`, `results/metrics/{g}/per_image.csv`.")]

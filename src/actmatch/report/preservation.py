@@ -13,7 +13,7 @@ import pandas as pd
 from actmatch.core.figures import plt
 from actmatch.metrics.aggregate import is_collapsed
 
-__all__ = ["budgets_of", "preservation_table", "preservation_figure", "per_image_figure"]
+__all__ = ["budgets_of", "preservation_table", "preservation_figure", "per_image_figure", "per_image_table"]
 
 
 def budgets_of(per_image: pd.DataFrame) -> list[float]:
@@ -41,6 +41,37 @@ def preservation_table(per_image: pd.DataFrame) -> pd.DataFrame:
             label = f"{100 * b:g} %"
             row[f"kept {label}"] = float(lg[f"kept@{b:g}"].mean()) if len(lg) else "collapsed"
             row[f"p_ratio {label}"] = float(np.median(lg[f"p_ratio@{b:g}"])) if len(lg) else "collapsed"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _spread(values: np.ndarray, digits: int = 2) -> str:
+    """``median (min–max)`` over seeds; a single seed is just its value."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.median(values):.{digits}f} ({values.min():.{digits}f}–{values.max():.{digits}f})"
+
+
+def per_image_table(per_image: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """One row per image (issue 19: report per photo, never only pooled), and per method in ``methods``
+    three columns over its non-collapsed seeds: the hard ``area`` and ``p_ratio`` = p_e(y) / p_x(y) as
+    median (min–max), and ``kept`` as seeds kept / seeds; "–" where a method did not explain the image,
+    "collapsed" where every seed of it collapsed."""
+    live = _live(per_image)
+    ids = list(dict.fromkeys(per_image[per_image["method"].isin(methods)]["id"]))
+    rows = []
+    for i in ids:
+        row: dict[str, object] = {"image": i}
+        for m in methods:
+            g = live[(live["method"] == m) & (live["id"] == i)].sort_values("seed")
+            anyrun = bool(((per_image["method"] == m) & (per_image["id"] == i)).any())
+            if g.empty:
+                cell = "collapsed" if anyrun else "–"
+                row.update({f"{m} area": cell, f"{m} kept": cell, f"{m} p_ratio": cell})
+                continue
+            row[f"{m} area"] = _spread(g["area"].to_numpy(float), 3)
+            row[f"{m} kept"] = f"{int(g['kept'].sum())}/{len(g)}"
+            row[f"{m} p_ratio"] = _spread(g["p_ratio"].to_numpy(float))
         rows.append(row)
     return pd.DataFrame(rows)
 
