@@ -256,3 +256,17 @@ def test_a_plugin_dataset_is_a_registry_entry_and_the_check_knows_it(params_dict
         DATASETS.pop("toy", None)
     with pytest.raises(ValueError, match="either build"):
         register_dataset(DatasetEntry("bad"))
+
+
+def test_no_code_path_slices_a_split_in_storage_order():
+    """Datasets are stored sorted by class: a "first N" of a split is a few classes (issue 18's bug). Every
+    subset goes through core.sampling / train_subset; this scans the code for the pattern that bit."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"split_indices\([^)]*\)\s*\[\s*:|index\s*\.iloc\s*\[\s*:\s*\w+\s*\]\s*$")
+    hits = [f"{p.relative_to(root)}:{n}" for d in ("src", "stages", "tools") for p in (root / d).rglob("*.py")
+            for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, f"a split sliced in storage order: {hits}"
+    assert pattern.search('idx = ds.split_indices("train")[:max_train]')   # the pattern catches the old bug
