@@ -57,16 +57,16 @@ def per_image_table(per_image: pd.DataFrame, methods: list[str]) -> pd.DataFrame
     three columns over its non-collapsed seeds: the hard ``area`` and ``p_ratio`` = p_e(y) / p_x(y) as
     median (min–max), and ``kept`` as seeds kept / seeds; "–" where a method did not explain the image,
     "collapsed" where every seed of it collapsed."""
-    live = _live(per_image)
+    live = {key: g.sort_values("seed") for key, g in _live(per_image).groupby(["method", "id"])}
+    ran = set(zip(per_image["method"], per_image["id"]))
     ids = list(dict.fromkeys(per_image[per_image["method"].isin(methods)]["id"]))
     rows = []
     for i in ids:
         row: dict[str, object] = {"image": i}
         for m in methods:
-            g = live[(live["method"] == m) & (live["id"] == i)].sort_values("seed")
-            anyrun = bool(((per_image["method"] == m) & (per_image["id"] == i)).any())
-            if g.empty:
-                cell = "collapsed" if anyrun else "–"
+            g = live.get((m, i))
+            if g is None:
+                cell = "collapsed" if (m, i) in ran else "–"
                 row.update({f"{m} area": cell, f"{m} kept": cell, f"{m} p_ratio": cell})
                 continue
             row[f"{m} area"] = _spread(g["area"].to_numpy(float), 3)
