@@ -5,7 +5,9 @@ so Table 2 compares variants image by image and seed by seed.
 The variant reuses the U-Net, fill and evaluation images of the amortized run it ablates; only the
 loss (and the shorter ``ablation.train``) differ. The training subset is a seeded, class-stratified
 sample (``data_seed``), listed in ``train_ids.csv``. A *matched* variant has its area term as a
-target at the base variant's median area, so what a term does is compared at equal area.
+target at the base variant's median area *and* its hard masks are the top ``target`` fraction of
+its soft mask's pixels (as the baselines are binarized), so what a term does is compared at exactly
+equal area; its own binarization (soft > 0.5) is kept as ``area_own``, and decides collapse.
 """
 
 from __future__ import annotations
@@ -30,23 +32,37 @@ from actmatch.data.store import ImageDataset
 from actmatch.explainer.outputs import eval_split, seed_dir, train_subset, write_ids, write_masks
 from actmatch.explainer.train import predict_masks, train_amortized
 from actmatch.metrics.aggregate import aggregate_seeds, is_collapsed
+from actmatch.metrics.curves import pixel_ranks, top_fraction_masks
 from actmatch.metrics.fidelity import predict_logits
 from actmatch.metrics.suite import ScoreSettings, score_masks
 
-__all__ = ["ABLATION_METRICS", "ablate", "score_variant", "run_variant", "summarize_variant", "base_median_area"]
+__all__ = ["ABLATION_METRICS", "ablate", "binarize", "score_variant", "run_variant", "summarize_variant", "base_median_area"]
 
 # the columns Table 2 shows (every metric of the suite is kept in per_image.csv)
 ABLATION_METRICS = ("kept", "area", "flip", "act_sim", "insertion_auc", "deletion_auc", "crispness", "p_star",
                     "removable", "suff_gaussian", "p_ratio")
 
 
+def binarize(soft: torch.Tensor, hard_area: float | None, tie_seed: int) -> torch.Tensor:
+    """Hard masks ``(B, 1, H, W)`` in {0, 1} from soft masks: ``soft > 0.5`` (the method's binarization),
+    or with ``hard_area`` a in (0, 1) the round(a·H·W) pixels of highest soft value per image (ties
+    broken by ``tie_seed``, :func:`~actmatch.metrics.curves.pixel_ranks`), so every image's area is a:
+    a matched row's masks. The area term's target alone does not get there (issue 18: the matched rows'
+    own binarization lands well above the target; see ``area_own`` in ``table2_<pair>_matched``)."""
+    if hard_area is None:
+        return (soft > 0.5).float()
+    return top_fraction_masks(pixel_ranks(soft, tie_seed), hard_area)
+
+
 def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: LossConfig, train: AmortizedParams,
                   eval_images: int, score: ScoreSettings, seed: int, data_seed: int, state_path: Path | None = None,
-                  progress: bool = True) -> tuple[list[str], torch.Tensor, pd.DataFrame, dict[str, list[float]],
-                                                  np.ndarray]:
+                  progress: bool = True, hard_area: float | None = None
+                  ) -> tuple[list[str], torch.Tensor, pd.DataFrame, dict[str, list[float]], np.ndarray]:
     """Train the variant with ``seed`` and score it. Returns the evaluation ids, the soft masks
     ``(N, 1, H, W)`` (CPU), the per-image table (``id, label, y`` + every metric), the training curves
-    and the training rows. Training resumes by epoch from ``state_path``."""
+    and the training rows. Training resumes by epoch from ``state_path``. With ``hard_area`` the hard
+    masks are the top ``hard_area`` of each soft mask (:func:`binarize`) and the table also has
+    ``area_own``, the area of ``soft > 0.5``."""
     device = next(clf.model.parameters()).device
     tr = train_subset(ds, train.max_train, data_seed)
     x_train = clf.preprocess_batch([ds.images[i] for i in tr]).to(device)
@@ -58,7 +74,7 @@ def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
     x = clf.preprocess_batch([ds.images[i] for i in idx]).to(device)
     with torch.no_grad():
         soft = predict_masks(clf, net, x, loss, run.fill, seed).soft
-        hard = (soft > 0.5).float()
+        hard = binarize(soft, hard_area, score.seed)
         baseline = fill_values(x, run.fill, clf.mean, clf.std)
         blurred = fill_values(x, "blur", clf.mean, clf.std, blur_sigma=clf.input_size / 10.0)
         y = predict_logits(clf.model, x, score.batch_size).argmax(1)
@@ -68,13 +84,15 @@ def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             boxes = torch.from_numpy(np.round(ds.boxes[idx] * scale).astype(np.int64)).to(device)
         cols, _ = score_masks(clf.model, clf.taps, x, y, soft.to(device), hard.to(device), baseline, blurred, score,
                               boxes)
+    if hard_area is not None:
+        cols["area_own"] = (soft > 0.5).float().mean(dim=(1, 2, 3)).numpy().astype(np.float64)
     table = pd.DataFrame({"id": ids, "label": ds.labels[idx], "y": y.cpu().numpy(), **cols})
     return ids, soft, table, curves, tr
 
 
 def run_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: LossConfig, train: AmortizedParams,
                 eval_images: int, score: ScoreSettings, seeds: list[int], data_seed: int, out: Path, state: Path,
-                record: dict[str, Any], progress: bool = True) -> pd.DataFrame:
+                record: dict[str, Any], progress: bool = True, hard_area: float | None = None) -> pd.DataFrame:
     """Every seed of one variant into ``out/seed<k>/`` (masks, per-image table, curves, config, timing,
     train ids); returns the per-image table of all seeds (column ``seed``). A kill resumes: finished
     seeds are read back from their folder (DVC keeps nothing of a failed stage, hence state files)."""
@@ -87,7 +105,7 @@ def run_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Loss
             continue
         start = time.perf_counter()
         ids, soft, table, curves, tr = score_variant(clf, ds, run, loss, train, eval_images, score, seed, data_seed,
-                                                     state.with_name(f"{state.name}-seed{seed}"), progress)
+                                                     state.with_name(f"{state.name}-seed{seed}"), progress, hard_area)
         table = table.assign(seed=seed)
         with atomic_dir(done.parent) as tmp:
             write_masks(tmp / "masks.npz", ids, **{record["variant"]: soft})
@@ -107,16 +125,30 @@ def run_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Loss
     return pd.concat(tables, ignore_index=True)
 
 
-def summarize_variant(table: pd.DataFrame, variant: str, n_resamples: int, seed: int) -> dict[str, Any]:
+def summarize_variant(table: pd.DataFrame, variant: str, n_resamples: int, seed: int,
+                      collapse_on: str = "area") -> dict[str, Any]:
     """The variant's DVC metrics: per metric the across-seed mean, sd, min–max and the per-image 95 %
-    interval (non-collapsed seeds only), the seeds run and the collapsed ones, and per-seed means."""
+    interval (non-collapsed seeds only), the seeds run and the collapsed ones, and per-seed means.
+    A seed collapsed when its ``collapse_on`` column does (:func:`is_collapsed`): ``area_own`` for a
+    matched row, whose ``area`` is the target by construction and so cannot show a collapse."""
     metrics = [c for c in table.columns if c not in ("id", "label", "y", "seed")]
-    agg = aggregate_seeds(table.assign(method=variant), metrics, n_resamples, seed)[variant]
+    seeds = sorted(int(s) for s in table["seed"].unique())
+    dead = [s for s in seeds if is_collapsed(table.loc[table["seed"] == s, collapse_on].to_numpy())]
+    live = table[~table["seed"].isin(dead)]
+    if live.empty:
+        nan = float("nan")
+        metrics_out = {m: {"mean": nan, "lo": nan, "hi": nan, "n": 0, "sd": nan, "min": nan, "max": nan}
+                       for m in metrics}
+    else:
+        metrics_out = aggregate_seeds(live.assign(method=variant), metrics, n_resamples, seed)[variant]["metrics"]
     per_seed = {int(s): {"mean_area": float(g["area"].mean()), "median_area": float(g["area"].median()),
-                         "kept": float(g["kept"].mean()), "collapsed": is_collapsed(g["area"].to_numpy())}
+                         "kept": float(g["kept"].mean()), "collapsed": int(s) in dead}
                 for s, g in table.groupby("seed")}
-    return {"variant": variant, "n": int(table["id"].nunique()), "seeds": agg["seeds"],
-            "collapsed": agg["collapsed"], "metrics": agg["metrics"], "per_seed": per_seed}
+    if collapse_on != "area":
+        for s, g in table.groupby("seed"):
+            per_seed[int(s)][f"mean_{collapse_on}"] = float(g[collapse_on].mean())
+    return {"variant": variant, "n": int(table["id"].nunique()), "seeds": len(seeds),
+            "collapsed": dead, "metrics": metrics_out, "per_seed": per_seed}
 
 
 def base_median_area(summary_json: str | Path) -> float:
@@ -136,7 +168,8 @@ def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, cla
            progress: bool = True) -> dict[str, Any]:
     """What the ``ablate`` and ``ablate_matched`` stages do: one variant of the grid of ``classifier`` on
     ``dataset``, every seed, written to ``out`` and summarized to ``metrics``. With ``match_area`` (the
-    base variant's metrics file) the area term is a target at the base's median area."""
+    base variant's metrics file) the area term is a target at the base's median area and the hard masks
+    are the top that fraction of each soft mask (:func:`binarize`)."""
     from actmatch.classifiers import load_classifier_dir
     from actmatch.config.ablation import ablation, variant_loss
     from actmatch.config.compute import runtime
@@ -165,7 +198,8 @@ def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, cla
               "classifier": run.classifier, "dataset": run.dataset, "train": ab.train.model_dump(),
               "unet": run.unet.model_dump(), "fill": run.fill, "area_target": target}
     table = run_variant(clf, load_dataset(data), run, loss, ab.train, ab.eval_images, score, rt.seeds, rt.data_seed,
-                        out, state, record, progress=progress)
-    summary = {**summarize_variant(table, variant, ev.bootstrap, rt.data_seed), "area_target": target}
+                        out, state, record, progress=progress, hard_area=target)
+    summary = {**summarize_variant(table, variant, ev.bootstrap, rt.data_seed,
+                                   collapse_on="area" if target is None else "area_own"), "area_target": target}
     write_json(metrics, summary)
     return summary

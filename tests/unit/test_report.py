@@ -138,7 +138,10 @@ def _ablation_rows(name: str) -> pd.DataFrame:
 
 def _variant(name: str, target=None) -> Variant:
     table = _ablation_rows(name)
-    summary = {**summarize_variant(table, name, 50, 0), "area_target": target}
+    if target is not None:  # a matched row: its own binarization's area beside the target-binarized one
+        table = table.assign(area_own=(table["area"] + 0.1).round(6))
+    summary = {**summarize_variant(table, name, 50, 0, collapse_on="area" if target is None else "area_own"),
+               "area_target": target}
     loss = {"weights": {"act": 1.0, "area": 100.0, "tv": 50.0, **WEIGHTS[name]}, "act_distance": "paper"}
     return Variant(name, json.loads(json.dumps(summary)), table, None,
                    {"classifier": "mnist_cnn-mnist", "dataset": "mnist", "loss": loss})
@@ -411,6 +414,7 @@ def _results_tree(tmp_path):
     for name in ("base", "area_20", "area_500", "tv_5", "no_act", "area_1500"):
         _ablation(results, name)
     _ablation(results, "area_20", target=0.3)
+    _ablation(results, "base", target=0.3)  # the base at the target too: the equal-area table's reference
     (results / "syce" / "vae").mkdir(parents=True)  # a folder beside the metrics files: not a run
     m = {"flip": 0.99, "hit_target": 0.99, "stable": 0.935, "l1": 0.21, "n": 6, "best_epoch": 2, "epochs_run": 3,
          "train_minutes": 0.5}
@@ -487,6 +491,9 @@ def test_build_report_writes_every_file_in_reading_order_and_is_byte_stable(tmp_
     assert lines[6].startswith("| ours:amortized ") and "| 0.93 ± 0.02 " in lines[6] and "gradcam" in lines[-1]
     matched = (out / "table2_mnist_cnn-mnist-mnist_matched.md").read_text()
     assert "| area target " in matched and "| 0.300 " in matched and "0.0625" in matched
+    head_row, base_row = matched.splitlines()[0], matched.splitlines()[2]
+    assert "| area_own " in head_row and base_row.startswith("| base ") and "| 0.300 " in base_row  # matched base
+    assert "| 0.410 ± 0.014 " in base_row  # its area_own: base's 0.310 ± 0.014 + 0.1
     assert "http" not in page.replace("data:image", "") and page.count("data:image/png;base64,") == len(
         [n for n in names if n.endswith(".png")])
     # a rerun writes the same bytes; without smoke the documents differ by the banner alone

@@ -3,7 +3,8 @@
 Each variant has a summary ``<variant>.json`` (``seeds``, ``collapsed``, ``metrics``: mean over the
 non-collapsed seeds ± sd, min–max, per-image 95 % interval) and per seed ``<variant>/seed<k>/``
 (``per_image.csv``, ``masks.npz``, ``config.yaml``). The *matched* rows (``matched/<variant>.json`` and
-``matched/<variant>/seed<k>/``) were trained with the area term as a target at the base's median area.
+``matched/<variant>/seed<k>/``) were trained with the area term as a target at the base's median area
+and binarized at exactly that area (``area_own``: their own soft > 0.5 area).
 
 The test of a variant against the base, per metric: the seeds both have non-collapsed are paired
 (seed k with seed k); per image, the differences variant − base are averaged over those seeds; a

@@ -22,7 +22,7 @@ from PIL import Image
 from actmatch.core.figures import curves_plot, save_figure, training_curves
 from actmatch.data import load_dataset
 from actmatch.report import captions as cap
-from actmatch.report.ablations import ablation_table, load_ablations, sweeps
+from actmatch.report.ablations import ABLATION_COLUMNS, ablation_table, load_ablations, sweeps
 from actmatch.report import examples as read
 from actmatch.report.page import FigureItem, Section, TableItem, headline_markdown, html_page, results_markdown
 from actmatch.report.paper import syce_figure, glance_cf_figure, glance_graph_figure, glance_strips_figure, \
@@ -195,11 +195,14 @@ def _glance_section(w: _Writer, results: Path, data: Path, runs: dict[str, dict]
 def _ablation_section(w: _Writer, data: Path, pair: str, found: dict, base: str, sweep_image: int) -> Section:
     variants, matched = found["variants"], found["matched"]
     t2 = ablation_table(variants, base)
-    defs = {k: v for k, v in cap.TABLE2_COLUMNS.items() if k != "area target"}
+    defs = {k: v for k, v in cap.TABLE2_COLUMNS.items() if k not in ("area target", "area_own")}
     items: list = [w.table(TableItem(f"table2_{pair}", t2, cap.table2_caption(pair, variants, base), defs))]
-    if matched and base in variants:
-        block = {base: variants[base], **{k: v for k, v in matched.items() if k != base}}
-        items.append(w.table(TableItem(f"table2_{pair}_matched", ablation_table(block, base, area_target=True),
+    ref = matched.get(base) or variants.get(base)  # the base at the target too when the grid runs it there
+    if matched and ref is not None:
+        block = {base: ref, **{k: v for k, v in matched.items() if k != base}}
+        own = tuple(c for c in ("area_own",) if all(c in v.per_image for v in block.values()))
+        items.append(w.table(TableItem(f"table2_{pair}_matched",
+                                       ablation_table(block, base, ABLATION_COLUMNS + own, area_target=True),
                                        cap.table2_caption(pair, block, base, matched=True), cap.TABLE2_COLUMNS)))
     sw = sweeps(variants, base)
     if sw:

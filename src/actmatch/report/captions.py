@@ -48,7 +48,11 @@ TABLE2_COLUMNS: dict[str, str] = {
     "seeds": "training seeds run",
     "collapsed": "seeds whose hard masks are all empty or all full on ≥ 95 % of images; left out",
     "n": "held-out images (the same for every variant and seed)",
-    "area target": "the area the area term aimed at (the base's median hard area)",
+    "area target": "the area the area term aimed at (the base's median hard area); in the equal-area table "
+                   "every row's hard masks are the top that fraction of its soft mask's pixels, so `area` is "
+                   "the target by construction",
+    "area_own": "equal-area table: the area of the row's own binarization (soft > 0.5), which decides "
+                "collapse; how far the target alone got the training",
     "<metric>": "mean over the non-collapsed seeds of each seed's mean over images ± sd across seeds",
     "Δ <metric>": "variant − base per paired seed (seed k with seed k, both non-collapsed) over the shared "
                   "images, mean ± sd across those seeds",
@@ -125,8 +129,9 @@ def table2_caption(pair: str, variants: dict, base: str, matched: bool = False) 
     one_seed = len(seeds) < 2
     what = (f"Table 2{' (equal area)' if matched else ''}, {cfg.get('classifier', pair)} on "
             f"{cfg.get('dataset', '')}: loss variants of the amortized explainer against `{base}`"
-            + (", each trained with its area term as a target at the base's median hard area, so a term's "
-               "effect is compared at equal area" if matched else "") + ". ")
+            + (", each trained with its area term as a target at the base's median hard area and binarized "
+               "at exactly that area (each soft mask's top pixels, as the baselines are), so a term's effect is "
+               "compared at equal area" if matched else "") + ". ")
     what += (f"n = {ref.summary.get('n', '–')} held-out images, seeds {', '.join(map(str, seeds))} per variant. "
              "Cells: mean over non-collapsed seeds ± sd across them. Δ: variant − base per paired seed (seed k "
              "with seed k), mean ± sd across seeds. p_Holm: per image the differences averaged over the seeds "

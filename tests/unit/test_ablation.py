@@ -1,0 +1,64 @@
+"""The ablation's own arithmetic: the matched rows' binarization at the target area and the collapse
+rule they use (issue 18: the area term's target alone left the matched rows at hard area ≈ 0.22 for a
+target of 0.135)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from actmatch.ablation import binarize, summarize_variant
+
+
+def _soft() -> torch.Tensor:
+    # one image, 2 × 4: the top two values are 0.9 (row 1, col 3) and 0.7 (row 0, col 1); 0.55 is third
+    return torch.tensor([[[[0.2, 0.7, 0.1, 0.55],
+                           [0.3, 0.0, 0.4, 0.9]]]])
+
+
+def test_binarize_default_is_the_methods_threshold():
+    hard = binarize(_soft(), None, tie_seed=0)
+    assert hard.flatten().tolist() == [0, 1, 0, 1, 0, 0, 0, 1]  # > 0.5: three pixels, area 3/8
+
+
+def test_binarize_at_an_area_keeps_the_top_pixels_exactly():
+    hard = binarize(_soft(), 0.25, tie_seed=0)  # round(0.25 · 8) = 2 pixels: 0.9 and 0.7, not 0.55
+    assert hard.flatten().tolist() == [0, 1, 0, 0, 0, 0, 0, 1]
+    assert binarize(_soft(), 0.5, tie_seed=0).flatten().tolist() == [0, 1, 0, 1, 0, 0, 1, 1]  # + 0.55, 0.4
+    # a batch of a collapsed (flat) mask and a real one: both get exactly the target area
+    flat = torch.cat([torch.full_like(_soft(), 0.01), _soft()])
+    assert binarize(flat, 0.25, tie_seed=3).mean(dim=(1, 2, 3)).tolist() == [0.25, 0.25]
+    # ties are broken by the seed, reproducibly
+    assert torch.equal(binarize(flat, 0.25, tie_seed=3), binarize(flat, 0.25, tie_seed=3))
+
+
+def _matched_table() -> pd.DataFrame:
+    # two seeds × three images, binarized at the target (area 0.25 everywhere); seed 0's own masks
+    # (soft > 0.5) are all empty: it collapsed, although its `area` cannot show it
+    rows = []
+    for seed, own, kept in ((0, [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]), (1, [0.2, 0.3, 0.4], [1.0, 1.0, 0.0])):
+        for i in range(3):
+            rows.append({"id": f"x{i}", "label": 1, "y": 1, "kept": kept[i], "area": 0.25, "area_own": own[i],
+                         "seed": seed})
+    return pd.DataFrame(rows)
+
+
+def test_matched_collapse_is_decided_by_the_rows_own_binarization():
+    s = summarize_variant(_matched_table(), "no_tv", 20, 0, collapse_on="area_own")
+    assert s["seeds"] == 2 and s["collapsed"] == [0] and s["n"] == 3
+    assert s["metrics"]["kept"]["mean"] == pytest.approx(2 / 3)  # seed 1 only
+    assert s["metrics"]["area_own"]["mean"] == pytest.approx(0.3) and s["metrics"]["area"]["mean"] == 0.25
+    assert s["per_seed"][0]["collapsed"] and not s["per_seed"][1]["collapsed"]
+    assert s["per_seed"][1]["mean_area_own"] == pytest.approx(0.3) and s["per_seed"][0]["median_area"] == 0.25
+    # judged on `area` (the target) nothing collapses and seed 0's kept 1/3 is averaged in: (1/3 + 2/3) / 2
+    plain = summarize_variant(_matched_table(), "no_tv", 20, 0)
+    assert plain["collapsed"] == [] and plain["metrics"]["kept"]["mean"] == pytest.approx(0.5)
+
+
+def test_every_seed_collapsed_gives_nan_metrics_not_an_error():
+    t = _matched_table().assign(area_own=0.0)
+    s = summarize_variant(t, "no_tv", 20, 0, collapse_on="area_own")
+    assert s["collapsed"] == [0, 1] and math.isnan(s["metrics"]["kept"]["mean"]) and s["metrics"]["kept"]["n"] == 0
