@@ -103,9 +103,10 @@ def test_headline_table_ours_then_best_baselines():
     t = headline_table(METRICS, _per_image(), baselines=1)
     assert list(t["method"]) == ["ours:amortized", "ours:finetune (selected on kept)",
                                  "ours:per_image (selected on kept)", "gradcam"]
-    assert list(t.columns) == ["method", "seeds", "kept", "p_ratio med.", "area", "ins. AUC", "del. AUC"]
-    assert t.iloc[0].tolist() == ["ours:amortized", 3, "0.93 ± 0.02", "0.70", "0.040 ± 0.004", "0.60 ± 0.00", "–"]
-    assert t.iloc[2]["kept"] == "collapsed" and t.iloc[3]["kept"] == "0.95" and t.iloc[3]["seeds"] == 1
+    assert list(t.columns) == ["method", "seeds", "n", "kept", "p_ratio med.", "area", "ins. AUC", "del. AUC"]
+    assert t.iloc[0].tolist() == ["ours:amortized", 3, 2, "0.93 ± 0.02", "0.70", "0.040 ± 0.004", "0.60 ± 0.00", "–"]
+    assert t.iloc[2]["kept"] == "collapsed" and t.iloc[2]["n"] == "–"
+    assert t.iloc[3]["kept"] == "0.95" and t.iloc[3]["seeds"] == 1
 
 
 IDS = [f"x{k}" for k in range(5)]

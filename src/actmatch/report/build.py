@@ -271,8 +271,9 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
         g = next(iter(groups))
         st = groups[g]["settings"]
         table = headline_table(groups[g], per_image.get(g))
-        caption = (f"Headline, {st['classifier']} on {st['dataset']} (n = {st['n_images']} held-out images): "
-                   "mean ± sd across seeds, no ± for one run; the two baselines with the highest kept. Generated "
+        caption = (f"Headline, {st['classifier']} on {st['dataset']} ({st['n_images']} held-out images; n: those a "
+                   "row was scored on, a subset for the per-image regimes): mean ± sd across seeds, no ± for one "
+                   "run; the two baselines with the highest kept. Generated "
                    f"from `results/metrics/{g}.json`; captions in RESULTS.md.")
         head_md, head_file = headline_markdown(table, caption), headline_markdown(table, caption, smoke)
     (out / "headline.md").write_text(head_file)

@@ -156,7 +156,8 @@ HEADLINE_METRICS = {"kept": "kept", "area": "area", "insertion_auc": "ins. AUC",
 def headline_table(metrics: dict, per_image: pd.DataFrame | None, baselines: int = 2,
                    max_rows: int = 6) -> pd.DataFrame:
     """The README's small table: our regimes (not their last-mask rows) and the ``baselines`` baselines
-    with the highest kept (then insertion AUC), as ``mean ± sd`` across seeds, p_ratio's median, seeds."""
+    with the highest kept (then insertion AUC), as ``mean ± sd`` across seeds, p_ratio's median, seeds and
+    ``n``, the images each row was scored on ("–" when every seed collapsed)."""
     methods = metrics["methods"]
     ours = [m for m in ordered(list(methods)) if m.startswith("ours:") and not m.endswith("_last")]
     others = [m for m in methods if not m.startswith("ours:") and m not in CONTROLS
@@ -169,7 +170,9 @@ def headline_table(metrics: dict, per_image: pd.DataFrame | None, baselines: int
     for name in (ours + best)[:max_rows]:
         e = methods[name]
         dead, k = seeds_all_collapsed(e), live_seeds(e)
-        row: dict[str, object] = {"method": method_label(name, methods), "seeds": int(e.get("seeds", 1))}
+        n = int(e["metrics"].get("kept", {}).get("n", 0))  # images scored (the per-image regimes: a subset)
+        row: dict[str, object] = {"method": method_label(name, methods), "seeds": int(e.get("seeds", 1)),
+                                  "n": n if n else "–"}
         for key, title in HEADLINE_METRICS.items():
             s = e["metrics"].get(key)
             row[title] = COLLAPSED if dead else "–" if s is None else spread_cell(s["mean"], s["sd"], k,
