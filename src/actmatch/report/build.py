@@ -200,7 +200,7 @@ def _ablation_section(w: _Writer, data: Path, pair: str, found: dict, base: str,
     ref = matched.get(base) or variants.get(base)  # the base at the target too when the grid runs it there
     if matched and ref is not None:
         block = {base: ref, **{k: v for k, v in matched.items() if k != base}}
-        own = tuple(c for c in ("area_own",) if all(c in v.per_image for v in block.values()))
+        own = ("area_own",) if all("area_own" in v.per_image for v in block.values()) else ()
         items.append(w.table(TableItem(f"table2_{pair}_matched",
                                        ablation_table(block, base, ABLATION_COLUMNS + own, area_target=True),
                                        cap.table2_caption(pair, block, base, matched=True), cap.TABLE2_COLUMNS)))
