@@ -140,3 +140,24 @@ def test_quick_replaces_the_grid_and_default_restores_the_params_byte_for_byte(s
     (scratch / "profiles/broken.yaml").write_text("x-replace: [nope.here]\nseeds: [1]\n")
     assert cli(["profile", "broken"]) == 2 and "x-replace names 'nope.here'" in capsys.readouterr().err
     assert params.read_text() == before
+
+
+def test_an_own_lock_profile_sets_the_pipeline_lock_aside_and_default_puts_it_back(scratch):
+    """x-own-lock (the quick profile): dvc.lock waits in dvc.default.lock while the smoke run writes its own;
+    `default` restores the default's byte for byte and drops the smoke run's; other profiles leave the lock."""
+    (scratch / "profiles/quick.yaml").write_text((ROOT / "profiles/quick.yaml").read_text())
+    params, lock, aside = scratch / "params.yaml", scratch / "dvc.lock", scratch / "dvc.default.lock"
+    lock.write_text("schema: '2.0'\nstages: {default: {}}\n")
+    apply_profile("paper", params, scratch / "profiles")
+    assert lock.read_text().endswith("{default: {}}\n") and not aside.exists()   # paper: same lock
+    apply_profile("default", params, scratch / "profiles")
+    apply_profile("quick", params, scratch / "profiles")
+    assert not lock.exists() and aside.read_text().endswith("{default: {}}\n")
+    lock.write_text("schema: '2.0'\nstages: {smoke: {}}\n")                      # what `dvc repro` wrote
+    apply_profile("quick", params, scratch / "profiles")                         # again: the aside copy stays
+    assert aside.read_text().endswith("{default: {}}\n")
+    apply_profile("default", params, scratch / "profiles")
+    assert lock.read_text() == "schema: '2.0'\nstages: {default: {}}\n" and not aside.exists()
+    (scratch / "profiles/bad.yaml").write_text("x-own-lock: sometimes\nseeds: [1]\n")
+    with pytest.raises(ParamsError, match="x-own-lock must be true or false"):
+        apply_profile("bad", params, scratch / "profiles")
