@@ -1,8 +1,11 @@
 """Photo recipe probes (issue 19): the per-image regime on the bundled photos with EfficientNet-Lite0
 (crop preprocessing), from the tuned_photos preset and the photos run of params.yaml with overrides:
 
-    python tools/photo_probes.py NAME SEEDS PHOTOS [loss.KEY=JSON] [unet.KEY=JSON] [steps.KEY=JSON] [fill=JSON]
+    python tools/photo_probes.py NAME SEEDS PHOTOS [loss.KEY=JSON] [unet.KEY=JSON] [steps.KEY=JSON] [fill=JSON] [grid=K]
     python tools/photo_probes.py C7 0 camera,chelsea loss.area_target=0.05 steps.area_ramp=10 >> probes.log
+
+``grid=K`` probes a coarser mask grid without touching the library: the U-Net's logits are averaged over
+K×K cells and upsampled bilinearly back to the image (the mask has (H/K)·(W/K) free values).
 
 Prints, per photo, the hard area, whether the label is kept and p_e(y) / p_x(y) (JSON lines). The probes
 that chose the recipe, with their settings, are in results/photo_probes.jsonl (docs/results.md)."""
@@ -20,6 +23,17 @@ from actmatch.explainer.train import explain_per_image
 torch.set_num_threads(2)
 name, seeds, photos = sys.argv[1], [int(s) for s in sys.argv[2].split(",")], sys.argv[3].split(",")
 over = dict(a.split("=", 1) for a in sys.argv[4:])
+GRID = int(json.loads(over.pop("grid", "1")))
+if GRID > 1:  # a probe-only coarser mask grid (see the docstring); UNet.forward wrapped in this process
+    import torch.nn.functional as F
+    from actmatch.explainer import unet as _unet
+    _forward = _unet.UNet.forward
+
+    def _coarse(self, x):
+        z = _forward(self, x)
+        return F.interpolate(F.avg_pool2d(z, GRID, ceil_mode=True), size=z.shape[-2:], mode="bilinear",
+                             align_corners=False)
+    _unet.UNet.forward = _coarse
 w = Path(__file__).resolve().parents[1] / "results/classifiers/efficientnet_lite0/model/weights.pth"
 if not w.exists():  # outside a pipeline checkout: fetch the pinned weights
     w = Path("/tmp/efficientnet_lite0.pth")
