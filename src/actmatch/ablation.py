@@ -31,7 +31,7 @@ from actmatch.core.masks import fill_values
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.outputs import eval_split, seed_dir, train_subset, write_ids, write_masks
 from actmatch.explainer.train import predict_masks, train_amortized
-from actmatch.metrics.aggregate import aggregate_seeds, is_collapsed
+from actmatch.metrics.aggregate import aggregate_seeds
 from actmatch.metrics.curves import pixel_ranks, top_fraction_masks
 from actmatch.metrics.fidelity import predict_logits
 from actmatch.metrics.suite import ScoreSettings, score_masks
@@ -129,18 +129,11 @@ def summarize_variant(table: pd.DataFrame, variant: str, n_resamples: int, seed:
                       collapse_on: str = "area") -> dict[str, Any]:
     """The variant's DVC metrics: per metric the across-seed mean, sd, min–max and the per-image 95 %
     interval (non-collapsed seeds only), the seeds run and the collapsed ones, and per-seed means.
-    A seed collapsed when its ``collapse_on`` column does (:func:`is_collapsed`): ``area_own`` for a
+    A seed collapsed when its ``collapse_on`` column does (:func:`~actmatch.metrics.aggregate.is_collapsed`): ``area_own`` for a
     matched row, whose ``area`` is the target by construction and so cannot show a collapse."""
     metrics = [c for c in table.columns if c not in ("id", "label", "y", "seed")]
-    seeds = sorted(int(s) for s in table["seed"].unique())
-    dead = [s for s in seeds if is_collapsed(table.loc[table["seed"] == s, collapse_on].to_numpy())]
-    live = table[~table["seed"].isin(dead)]
-    if live.empty:
-        nan = float("nan")
-        metrics_out = {m: {"mean": nan, "lo": nan, "hi": nan, "n": 0, "sd": nan, "min": nan, "max": nan}
-                       for m in metrics}
-    else:
-        metrics_out = aggregate_seeds(live.assign(method=variant), metrics, n_resamples, seed)[variant]["metrics"]
+    entry = aggregate_seeds(table.assign(method=variant), metrics, n_resamples, seed, collapse_on)[variant]
+    seeds, dead, metrics_out = sorted(int(s) for s in table["seed"].unique()), entry["collapsed"], entry["metrics"]
     per_seed = {int(s): {"mean_area": float(g["area"].mean()), "median_area": float(g["area"].median()),
                          "kept": float(g["kept"].mean()), "collapsed": int(s) in dead}
                 for s, g in table.groupby("seed")}

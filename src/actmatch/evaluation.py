@@ -276,7 +276,7 @@ def _tables(results: list[tuple[str, MethodResult]], labels: dict, ylab: dict, c
     per_image = pd.concat(frames, ignore_index=True)
     curves_df = pd.concat(curves, ignore_index=True).groupby(["method", "fraction"], sort=False, as_index=False)[
         ["deletion", "insertion"]].mean()
-    metric_cols = [c for c in per_image.columns if c not in ("method", "seed", "id", "label", "y", "p_x", "p_e")]
+    metric_cols = [c for c in per_image.columns if c not in ("method", "seed", "id", "label", "y", "p_x", "p_e", "margin_x")]
     settings = {"classifier": cfg.classifier, "dataset": cfg.dataset, "match_area": cfg.match_area,
                 "match_area_seed": ref_seed, "fill": fill, "tie_seed": cfg.seed,
                 "n_images": int(per_image.groupby(["method", "seed"]).size().max()), "curve_steps": cfg.curve_steps,

@@ -62,3 +62,14 @@ def test_every_seed_collapsed_gives_nan_metrics_not_an_error():
     t = _matched_table().assign(area_own=0.0)
     s = summarize_variant(t, "no_tv", 20, 0, collapse_on="area_own")
     assert s["collapsed"] == [0, 1] and math.isnan(s["metrics"]["kept"]["mean"]) and s["metrics"]["kept"]["n"] == 0
+
+
+def test_aggregate_seeds_decides_collapse_on_the_column_it_is_given():
+    from actmatch.metrics.aggregate import aggregate_seeds
+
+    t = _matched_table().assign(method="m")
+    own = aggregate_seeds(t, ["kept"], 20, 0, collapse_on="area_own")["m"]
+    assert own["collapsed"] == [0] and own["metrics"]["kept"]["mean"] == pytest.approx(2 / 3)
+    assert own["metrics"]["kept"]["n"] == 3 and own["metrics"]["kept"]["sd"] == 0.0   # one live seed
+    on_area = aggregate_seeds(t, ["kept"], 20, 0)["m"]                                  # the default: `area`
+    assert on_area["collapsed"] == [] and on_area["metrics"]["kept"]["mean"] == pytest.approx(0.5)

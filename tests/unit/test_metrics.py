@@ -52,6 +52,17 @@ def test_fidelity_hand_computed_kl_and_confidence():
     assert out["kept"].item() == 0.0 and out["p_x"].item() == pytest.approx(p0)
 
 
+def test_margin_x_is_the_target_minus_the_runner_up_on_the_original_image():
+    """Three classes, logits = the three pixels. Image 1: x = [ln 5, ln 3, ln 2] → p_x = [.5, .3, .2]:
+    margin for y = 0 is .5 − .3 = .2; for y = 2 (not the argmax) .2 − .5 = −.3. The mask does not enter."""
+    model = two_pixel_model()
+    x = torch.log(torch.tensor([[[[5.0, 3.0, 2.0]]], [[[5.0, 3.0, 2.0]]]]))
+    out = fidelity(model, x, torch.tensor([[[[1.0, 0.0, 0.0]]], [[[0.0, 0.0, 0.0]]]]), torch.zeros_like(x),
+                   torch.tensor([0, 2]))
+    assert out["margin_x"].tolist() == pytest.approx([0.2, -0.3], abs=1e-6)
+    assert out["p_x"].tolist() == pytest.approx([0.5, 0.2], abs=1e-6)
+
+
 def test_all_ones_mask_gives_the_unmasked_score_and_ignored_pixels_change_nothing():
     w = torch.tensor([[[[1.0, 0.0], [2.0, 0.0]]]])           # pixels in column 1 are ignored
     model = PixelLogits(w)
@@ -280,7 +291,7 @@ def test_score_masks_batch_invariance():
     c, cc = score_masks(model, ["feat"], x, y, soft, hard, b, blurred, ScoreSettings(batch_size=64, curve_steps=4),
                         boxes)
     budgets = {f"{k}@{b:g}" for b in BUDGETS for k in ("kept", "p_ratio")}
-    assert set(a) == set(METRICS) | {"p_x", "p_e", "act_sim_0"} | budgets
+    assert set(a) == set(METRICS) | {"p_x", "p_e", "margin_x", "act_sim_0"} | budgets
     for k in a:
         assert a[k].shape == (5,) and np.allclose(a[k], c[k], atol=1e-6, equal_nan=True), k
     assert ca["deletion"].shape == (5, 5) and np.allclose(ca["insertion"], cc["insertion"])
@@ -361,7 +372,8 @@ def test_score_masks_every_column_by_hand():
     ins = [[s(-0.5), s(1.5), s(1.5), s(1.5), s(0.5)], [s(0.5), s(1.5), s(1.5), s(1.5), s(3.5)]]
     trap = lambda c: (c[0] + 2 * sum(c[1:-1]) + c[-1]) / 8         # noqa: E731
     expect = {
-        "kept": [1.0, 1.0], "p_x": px, "p_e": pe, "kl": kl, "kl_norm": [k / math.log(2) for k in kl],
+        "kept": [1.0, 1.0], "p_x": px, "p_e": pe, "margin_x": [2 * px[0] - 1, 2 * px[1] - 1],   # two classes
+        "kl": kl, "kl_norm": [k / math.log(2) for k in kl],
         "conf_change": [pe[0] - px[0], pe[1] - px[1]], "p_ratio": [pe[0] / px[0], pe[1] / px[1]],
         "act_sim": cos, "act_sim_0": cos, "area": [0.1, 1 / 60],
         "crispness": (soft * (1 - soft)).mean((1, 2, 3)).tolist(),

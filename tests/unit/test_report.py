@@ -551,3 +551,9 @@ def test_per_image_table_reports_each_photo_across_seeds():
     assert t.loc["cat", "ours:b area"] == "0.500" and t.loc["cat", "ours:b kept"] == "1/1"
     assert t.loc["dog", "ours:b area"] == "–"                      # not explained by that regime
     assert t.loc["cat", "ep kept"] == "collapsed"
+    assert "margin_x" not in t                                      # a table without the column: none shown
+    with_margin = pd.DataFrame(rows).assign(p_x=lambda d: d["id"].map({"cat": 0.384, "dog": 0.9}),
+                                            margin_x=lambda d: d["id"].map({"cat": 0.0104, "dog": 0.85}))
+    t = per_image_table(with_margin, ["ours:a"]).set_index("image")
+    assert list(t.columns[:2]) == ["p_x(y)", "margin_x"]
+    assert t.loc["cat", "p_x(y)"] == "0.384" and t.loc["cat", "margin_x"] == "0.010" and t.loc["dog", "margin_x"] == "0.850"

@@ -46,18 +46,20 @@ def is_collapsed(area: np.ndarray, share: float = 0.95) -> bool:
 
 
 def aggregate_seeds(per_image: pd.DataFrame, metrics: list[str], n_resamples: int = 1000,
-                    seed: int = 0) -> dict[str, dict]:
+                    seed: int = 0, collapse_on: str = "area") -> dict[str, dict]:
     """Per method (a ``method`` column) over seeds (a ``seed`` column) and images (``id``):
 
     ``{method: {"seeds": k, "collapsed": [seeds], "metrics": {metric: {mean, lo, hi, n, sd, min, max}}}}``.
-    A seed whose masks collapsed (:func:`is_collapsed` on ``area``) is listed and left out of every
-    number. ``mean`` is the mean over the remaining seeds of each seed's mean over images; ``sd``,
+    A seed whose masks collapsed (:func:`is_collapsed` on the ``collapse_on`` column: ``area``, or
+    ``area_own`` for the ablation's equal-area rows, whose ``area`` is the target by construction) is
+    listed and left out of every number; when every seed collapsed each metric is NaN with n = 0. ``mean`` is the mean over the remaining seeds of each seed's mean over images; ``sd``,
     ``min``, ``max`` the spread of those seed means (sd 0 for one seed); ``lo``/``hi`` the 95 %
     bootstrap interval over images of each image's mean over those seeds; ``n`` the images."""
     out: dict[str, dict] = {}
     for method, g in per_image.groupby("method", sort=False):
         seeds = sorted(int(s) for s in g["seed"].unique())
-        collapsed = [s for s in seeds if "area" in g and is_collapsed(g.loc[g["seed"] == s, "area"].to_numpy())]
+        collapsed = [s for s in seeds
+                     if collapse_on in g and is_collapsed(g.loc[g["seed"] == s, collapse_on].to_numpy())]
         live = g[~g["seed"].isin(collapsed)]
         entry: dict = {"seeds": len(seeds), "collapsed": collapsed, "metrics": {}}
         for m in metrics:

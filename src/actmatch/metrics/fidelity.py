@@ -40,16 +40,19 @@ def predict_proba(model: Model, x: torch.Tensor, batch_size: int = 256) -> torch
 
 def fidelity(model: Model, x: torch.Tensor, masks: torch.Tensor, baseline: torch.Tensor, y: torch.Tensor,
              batch_size: int = 256) -> dict[str, torch.Tensor]:
-    """Per image: ``kept`` (1.0 when f(e) = f(x)), ``kl``, ``kl_norm``, ``conf_change``, ``p_ratio`` and the
-    probabilities ``p_x``, ``p_e`` of the target ``y``."""
+    """Per image: ``kept`` (1.0 when f(e) = f(x)), ``kl``, ``kl_norm``, ``conf_change``, ``p_ratio``, the
+    probabilities ``p_x``, ``p_e`` of the target ``y``, and ``margin_x`` = p_x(y) − max_{k≠y} p_x(k), the
+    classifier's own margin on the original image (a property of x, not of the mask: near 0, a near tie
+    that any change of the image can flip, whatever the explanation)."""
     e = apply_mask(x, masks, baseline)
     zx, ze = predict_logits(model, x, batch_size), predict_logits(model, e, batch_size)
     lx, le = F.log_softmax(zx, 1), F.log_softmax(ze, 1)
     kl = (lx.exp() * (lx - le)).sum(1).clamp_min(0.0)
     px, pe = lx.exp().gather(1, y[:, None])[:, 0], le.exp().gather(1, y[:, None])[:, 0]
+    others = lx.exp().scatter(1, y[:, None], float("-inf"))  # p_x without the target's column
     return {"kept": (ze.argmax(1) == zx.argmax(1)).float(), "kl": kl,
             "kl_norm": (kl / math.log(zx.shape[1])).clamp(max=1.0), "conf_change": pe - px,
-            "p_ratio": pe / px, "p_x": px, "p_e": pe}
+            "p_ratio": pe / px, "p_x": px, "p_e": pe, "margin_x": px - others.max(1).values}
 
 
 @torch.no_grad()

@@ -56,13 +56,18 @@ def per_image_table(per_image: pd.DataFrame, methods: list[str]) -> pd.DataFrame
     """One row per image (issue 19: report per photo, never only pooled), and per method in ``methods``
     three columns over its non-collapsed seeds: the hard ``area`` and ``p_ratio`` = p_e(y) / p_x(y) as
     median (min–max), and ``kept`` as seeds kept / seeds; "–" where a method did not explain the image,
-    "collapsed" where every seed of it collapsed."""
+    "collapsed" where every seed of it collapsed. First, what the classifier says of the image itself
+    (when the table has them): ``p_x(y)`` and ``margin_x`` = p_x(y) − the runner-up's probability (near 0:
+    a near tie that any change of the image can flip)."""
     live = {key: g.sort_values("seed") for key, g in _live(per_image).groupby(["method", "id"])}
     ran = set(zip(per_image["method"], per_image["id"]))
     ids = list(dict.fromkeys(per_image[per_image["method"].isin(methods)]["id"]))
     rows = []
+    own = per_image.drop_duplicates("id").set_index("id")
     for i in ids:
         row: dict[str, object] = {"image": i}
+        if "margin_x" in own:
+            row.update({"p_x(y)": f"{own.at[i, 'p_x']:.3f}", "margin_x": f"{own.at[i, 'margin_x']:.3f}"})
         for m in methods:
             g = live.get((m, i))
             if g is None:
