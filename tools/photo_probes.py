@@ -4,6 +4,8 @@
     python tools/photo_probes.py NAME SEEDS PHOTOS [loss.KEY=JSON] [unet.KEY=JSON] [steps.KEY=JSON] [fill=JSON] [grid=K]
     python tools/photo_probes.py C7 0 camera,chelsea loss.area_target=0.05 steps.area_ramp=10 >> probes.log
 
+``restarts=R`` runs each seed R times (seeds s, s + 1000, …; the first is the plain run) and keeps, per
+photo, the restart whose final mask has the lowest objective (the loss decides, not ``kept``).
 ``grid=K`` probes a coarser mask grid without touching the library: the U-Net's logits are averaged over
 K×K cells and upsampled bilinearly back to the image (the mask has (H/K)·(W/K) free values).
 
@@ -24,6 +26,7 @@ torch.set_num_threads(2)
 name, seeds, photos = sys.argv[1], [int(s) for s in sys.argv[2].split(",")], sys.argv[3].split(",")
 over = dict(a.split("=", 1) for a in sys.argv[4:])
 GRID = int(json.loads(over.pop("grid", "1")))
+RESTARTS = int(json.loads(over.pop("restarts", "1")))
 if GRID > 1:  # a probe-only coarser mask grid (see the docstring); UNet.forward wrapped in this process
     import torch.nn.functional as F
     from actmatch.explainer import unet as _unet
@@ -59,7 +62,12 @@ x = clf.preprocess_batch([photo(p) for p in photos])
 rows = []
 for seed in seeds:
     t0 = time.time()
-    res = explain_per_image(clf, x, loss, unet, st, fill, seed, progress=False)
+    runs = [explain_per_image(clf, x, loss, unet, st, fill, seed + 1000 * r, progress=False) for r in range(RESTARTS)]
+    best = np.argmin(np.stack([r.final["total"] for r in runs]), axis=0)  # per photo: the lowest final objective
+    res = runs[0]
+    if RESTARTS > 1:
+        res.soft = torch.stack([runs[int(k)].soft[i] for i, k in enumerate(best)])
+        res.last = None
     dt = time.time() - t0
     with torch.no_grad():
         b = fill_values(x, fill, clf.mean, clf.std)
@@ -71,6 +79,7 @@ for seed in seeds:
     for i, p in enumerate(photos):
         rows.append({"cfg": name, "seed": seed, "photo": p, "area": round(float(hard[i].mean()), 4),
                      "kept": int(ze[i].argmax() == y[i]), "p_ratio": round(float(pe[i] / px[i]), 3),
-                     "last_area": None if lastarea is None else round(float(lastarea[i]), 4)})
+                     "last_area": None if lastarea is None else round(float(lastarea[i]), 4),
+                     **({"restart": int(best[i])} if RESTARTS > 1 else {})})
     print(f"{name} seed {seed}: {dt:.0f}s", flush=True)
 for r in rows: print(json.dumps(r), flush=True)
