@@ -82,4 +82,5 @@ for seed in seeds:
                      "last_area": None if lastarea is None else round(float(lastarea[i]), 4),
                      **({"restart": int(best[i])} if RESTARTS > 1 else {})})
     print(f"{name} seed {seed}: {dt:.0f}s", flush=True)
-for r in rows: print(json.dumps(r), flush=True)
+    for r in rows[-len(photos):]:  # each seed's rows as soon as it ends (a long probe can be stopped)
+        print(json.dumps(r), flush=True)
