@@ -13,7 +13,7 @@ Top-level keys starting with ``x-`` only hold YAML anchors the profile reuses an
 profile keeps its own ``dvc.lock`` (the quick smoke run): the pipeline's lock beside params.yaml is set
 aside as ``dvc.default.lock`` and ``default`` puts it back, so a smoke run neither overwrites the default's
 record nor pays for rewriting it after every stage (DVC rewrites the whole lock each time; the default's
-is ~15,000 lines, ~2.5 s a rewrite on 2 cores). The rest of the overlay is
+is ~15,000 lines, about 3 s a rewrite on 2 cores). The rest of the overlay is
 merged key by key (mappings recursively; lists and scalars replaced), the result is
 validated as a whole before params.yaml is touched, and the file is replaced atomically with its
 comments kept (ruamel round-trip). Applying a profile twice changes nothing; ``git checkout
