@@ -2,7 +2,9 @@
 
 - between `<!-- headline:start/end -->`: paper_figures/headline.md (written by the report stage);
 - between `<!-- times:start/end -->`: results/stage_times.md (written by tools/stage_times.py from the
-  wall times every stage logs during `dvc repro`).
+  wall times every stage logs during `dvc repro`);
+- in docs/results.md, between `<!-- probes:start/end -->`: results/photo_probes.md (written by
+  tools/probe_table.py from the photo probes' rows).
 
     python tools/sync_readme.py          # after `dvc repro` and `python tools/stage_times.py`
     python tools/sync_readme.py --check  # exit 1 if a README copy differs (tests/test_docs.py)
@@ -15,13 +17,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = {"headline": "paper_figures/headline.md", "times": "results/stage_times.md"}
+BLOCKS = [("README.md", "headline", "paper_figures/headline.md"), ("README.md", "times", "results/stage_times.md"),
+          ("docs/results.md", "probes", "results/photo_probes.md")]  # (document, block, generated source)
 
 
-def render(readme: str, name: str, body: str) -> str:
+def render(readme: str, name: str, body: str, doc: str = "README.md") -> str:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     if start not in readme or end not in readme:
-        raise SystemExit(f"README.md has no {start} ... {end} block")
+        raise SystemExit(f"{doc} has no {start} ... {end} block")
     head, rest = readme.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{body.strip()}\n{end}{tail}"
@@ -31,19 +34,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    readme = ROOT / "README.md"
-    current = text = readme.read_text()
-    for name, rel in BLOCKS.items():
+    docs = {doc: (ROOT / doc).read_text() for doc, _, _ in BLOCKS}
+    text = dict(docs)
+    for doc, name, rel in BLOCKS:
         source = ROOT / rel
         if not source.is_file():
-            print(f"{rel} not found: run `dvc repro` (and `python tools/stage_times.py`) first")
+            print(f"{rel} not found: run `dvc repro` (and `python tools/stage_times.py`, `python tools/probe_table.py`) "
+                  "first")
             return 1
-        text = render(text, name, source.read_text())
+        text[doc] = render(text[doc], name, source.read_text(), doc)
+    stale = [doc for doc in docs if text[doc] != docs[doc]]
     if args.check:
-        same = current == text
-        print("README's generated blocks are up to date" if same else "README differs: run tools/sync_readme.py")
-        return 0 if same else 1
-    readme.write_text(text)
+        print(f"{', '.join(stale)} differ: run tools/sync_readme.py" if stale else "generated blocks are up to date")
+        return 1 if stale else 0
+    for doc in stale:
+        (ROOT / doc).write_text(text[doc])
     return 0
 
 
