@@ -23,7 +23,7 @@ def test_ci_runs_the_readmes_test_command_verbatim():
 def test_readme_is_short_and_its_headline_is_the_generated_one():
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 150
-    if not (ROOT / "paper_figures/headline.md").is_file() or not (ROOT / "results/stage_times.md").is_file():
+    if not (ROOT / "paper_figures/headline.md").is_file() or not (ROOT / "measurements/stage_times.md").is_file():
         pytest.skip("no generated headline or stage times yet (run dvc repro and tools/stage_times.py)")
     res = subprocess.run([sys.executable, str(ROOT / "tools/sync_readme.py"), "--check"], capture_output=True,
                          text=True)

@@ -1,7 +1,7 @@
 """Speed benchmark, one run, the same images and device for every row (issue: CLI, robustness
 and benchmark). Writes JSON; it is not a test and asserts nothing.
 
-    python tools/benchmark.py --out results/benchmark.json [--images 8] [--paper-images 2]
+    python tools/benchmark.py --out measurements/benchmark.json [--images 8] [--paper-images 2]
 
 Rows: ms per explanation (one image at a time, median) with the label-kept rate and mean area
 for the amortized forward pass, finetune (k steps), the paper's per-image regime (its preset,
@@ -172,7 +172,7 @@ def run_benchmark(params_path: str, group: str, results: Path, n_images: int, pa
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--out", default="results/benchmark.json")
+    ap.add_argument("--out", default="measurements/benchmark.json")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--group", default="mnist_cnn-mnist", help="an amortized run with a per_image_paper run")
     ap.add_argument("--results", default="results")

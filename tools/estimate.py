@@ -1,6 +1,6 @@
 """Paper-scale cost estimates from FLOP counts (issue 6, item 6). Writes JSON; asserts nothing.
 
-    python tools/estimate.py --out results/paper_estimate.json [--gpu-tflops 50]
+    python tools/estimate.py --out measurements/paper_estimate.json [--gpu-tflops 50]
 
 No GPU was lent to this project, so the README's per-stage times at paper scale are *estimates*:
 FLOPs counted exactly with ``torch.utils.flop_counter.FlopCounterMode`` (the architectures run
@@ -126,7 +126,7 @@ def _photos_s_per_step(root: Path) -> float | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="results/paper_estimate.json")
+    ap.add_argument("--out", default="measurements/paper_estimate.json")
     ap.add_argument("--gpu-tflops", type=float, default=50.0)
     args = ap.parse_args(argv)
     res = estimate(args.gpu_tflops, _photos_s_per_step(Path(".")))

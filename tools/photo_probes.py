@@ -10,7 +10,7 @@ photo, the restart whose final mask has the lowest objective (the loss decides, 
 K×K cells and upsampled bilinearly back to the image (the mask has (H/K)·(W/K) free values).
 
 Prints, per photo, the hard area, whether the label is kept and p_e(y) / p_x(y) (JSON lines). The probes
-that chose the recipe, with their settings, are in results/photo_probes.jsonl (docs/results.md)."""
+that chose the recipe, with their settings, are in measurements/photo_probes.jsonl (docs/results.md)."""
 import json, sys, time
 from pathlib import Path
 import numpy as np, torch

@@ -1,7 +1,7 @@
-"""The photo probes' summary (issue 19), one row per probe, from the rows of results/photo_probes.jsonl
+"""The photo probes' summary (issue 19), one row per probe, from the rows of measurements/photo_probes.jsonl
 (written by tools/photo_probes.py), so the numbers docs/results.md shows about the probes are never typed:
 
-    python tools/probe_table.py          # writes results/photo_probes.md
+    python tools/probe_table.py          # writes measurements/photo_probes.md
     python tools/sync_readme.py          # copies it into docs/results.md ("How the photo recipe was chosen")
 
 Per probe: the photos and seeds it ran, its runs (photo × seed), how many kept the label, the median hard
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE, TARGET = ROOT / "results/photo_probes.jsonl", ROOT / "results/photo_probes.md"
+SOURCE, TARGET = ROOT / "measurements/photo_probes.jsonl", ROOT / "measurements/photo_probes.md"
 BAR_AREA, BAR_P_RATIO = 0.10, 0.25  # issue 19's done-when: area ≤ 10 %, p_ratio ≥ 0.25, label kept
 
 
@@ -40,7 +40,7 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
 def render(rows: list[dict]) -> str:
     table = summarize(rows).to_markdown(index=False)
     return (f"{table}\n\n*at the bar*: label kept, hard area ≤ {BAR_AREA:.0%}, p_ratio ≥ {BAR_P_RATIO} "
-            f"(issue 19's bar for one run). From `results/photo_probes.jsonl` by `tools/probe_table.py`.\n")
+            f"(issue 19's bar for one run). From `measurements/photo_probes.jsonl` by `tools/probe_table.py`.\n")
 
 
 def main() -> int:

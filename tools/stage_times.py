@@ -1,6 +1,6 @@
 """Per-stage wall times of the last `dvc repro`, from the log every stage appends to under DVC
-(actmatch.core.stage.TIMINGS, data/state/stage_times.jsonl): written to results/stage_times.json, and
-as a Markdown table of the stage groups (instances, minutes, share of the total) to results/stage_times.md,
+(actmatch.core.stage.TIMINGS, data/state/stage_times.jsonl): written to measurements/stage_times.json, and
+as a Markdown table of the stage groups (instances, minutes, share of the total) to measurements/stage_times.md,
 which tools/sync_readme.py copies into the README.
 
     rm -f data/state/stage_times.jsonl && dvc repro && python tools/stage_times.py
@@ -32,8 +32,8 @@ def markdown(out: dict, counts: dict[str, int], rows: list[dict]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--log", default=str(ROOT / "data/state/stage_times.jsonl"))
-    ap.add_argument("--out", default=str(ROOT / "results/stage_times.json"))
-    ap.add_argument("--markdown", default=str(ROOT / "results/stage_times.md"))
+    ap.add_argument("--out", default=str(ROOT / "measurements/stage_times.json"))
+    ap.add_argument("--markdown", default=str(ROOT / "measurements/stage_times.md"))
     args = ap.parse_args()
     rows = [json.loads(line) for line in Path(args.log).read_text().splitlines() if line.strip()]
     last = {}

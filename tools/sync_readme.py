@@ -1,9 +1,9 @@
 """Copy the generated blocks into the README, so the numbers it shows are never typed:
 
 - between `<!-- headline:start/end -->`: paper_figures/headline.md (written by the report stage);
-- between `<!-- times:start/end -->`: results/stage_times.md (written by tools/stage_times.py from the
+- between `<!-- times:start/end -->`: measurements/stage_times.md (written by tools/stage_times.py from the
   wall times every stage logs during `dvc repro`);
-- in docs/results.md, between `<!-- probes:start/end -->`: results/photo_probes.md (written by
+- in docs/results.md, between `<!-- probes:start/end -->`: measurements/photo_probes.md (written by
   tools/probe_table.py from the photo probes' rows).
 
     python tools/sync_readme.py          # after `dvc repro` and `python tools/stage_times.py`
@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = [("README.md", "headline", "paper_figures/headline.md"), ("README.md", "times", "results/stage_times.md"),
-          ("docs/results.md", "probes", "results/photo_probes.md")]  # (document, block, generated source)
+BLOCKS = [("README.md", "headline", "paper_figures/headline.md"), ("README.md", "times", "measurements/stage_times.md"),
+          ("docs/results.md", "probes", "measurements/photo_probes.md")]  # (document, block, generated source)
 
 
 def render(readme: str, name: str, body: str, doc: str = "README.md") -> str:

@@ -22,7 +22,7 @@ __all__ = ["run_stage", "stage_parser", "lookup", "epoch_logger", "WHOLE_FILE_CH
 
 _KNOWN = (ActmatchError, FileNotFoundError, KeyError, ValueError)
 # Under `dvc repro` (DVC sets DVC_STAGE), each finished stage appends its wall time, from process start, here:
-# tools/stage_times.py turns the log into the per-stage table (results/stage_times.json).
+# tools/stage_times.py turns the log into the per-stage table (measurements/stage_times.json).
 TIMINGS = os.environ.get("ACTMATCH_TIMINGS", "data/state/stage_times.jsonl")
 # The whole-file params check, imported by name: it sits above every stage's own code and is not a
 # DVC dependency of any stage (it can refuse a params file, never change an output); see actmatch.check.
