@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from actmatch.check import check_file
 from actmatch.classifiers.artifacts import write_pretrained_dir
 from actmatch.core.stage import run_stage, stage_parser
 
@@ -17,4 +18,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))  # checks the whole params file before any transfer
+    sys.exit(run_stage(main, check=check_file))  # checks the whole params file before any transfer

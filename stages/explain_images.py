@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from actmatch.check import check_file
 from actmatch.classifiers import load_classifier_dir
 from actmatch.config.base import read_params
 from actmatch.config.compute import runtime
@@ -36,4 +37,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_stage(main, check=check_file))

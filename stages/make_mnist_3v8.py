@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from actmatch.check import check_file
 from actmatch.config.base import read_params
 from actmatch.config.data import datasets
 from actmatch.core.stage import run_stage, stage_parser
@@ -19,4 +20,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_stage(main, check=check_file))

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from actmatch.check import check_file
 from actmatch.config.ablation import ablation
 from actmatch.config.base import read_params
 from actmatch.config.evaluate import evaluate
@@ -40,4 +41,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_stage(main, check=check_file))

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from dvclive import Live
 
+from actmatch.check import check_file
 from actmatch.classifiers.train import save_trained, train_classifier
 from actmatch.config.base import read_params
 from actmatch.config.classifiers import train_run
@@ -42,4 +43,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_stage(main, check=check_file))

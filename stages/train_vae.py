@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from dvclive import Live
 
+from actmatch.check import check_file
 from actmatch.config.base import read_params
 from actmatch.config.compute import runtime
 from actmatch.config.syce import syce
@@ -43,4 +44,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_stage(main, check=check_file))

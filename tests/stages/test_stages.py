@@ -12,6 +12,7 @@ import pytest
 import torch
 from ruamel.yaml import YAML
 
+from actmatch.check import check_file
 from actmatch.classifiers import load_classifier_dir, load_trained
 from actmatch.data import load_dataset
 from actmatch.core.stage import run_stage
@@ -86,7 +87,7 @@ def test_wrong_dataset_for_run_is_refused(work, capsys):
         test_data_stages(work)
     out = tmp / "results/classifiers/wrong"
     rc = run_stage(stage("train_classifier"), ["--run", "mnist_cnn-mnist", "--data", str(tmp / "data/cluttered_mnist"),
-                                               "--out", str(out), "--params", params])
+                                               "--out", str(out), "--params", params], check=check_file)
     assert rc == 2
     assert "holds 'cluttered_mnist' but run mnist_cnn-mnist trains on 'mnist'" in capsys.readouterr().err
     assert not (out / "model").exists()
@@ -97,7 +98,7 @@ def test_params_typo_stops_stage_before_any_output(work, capsys, tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text(Path(params).read_text().replace("fragments:", "fragmnets:"))
     rc = run_stage(stage("download_data"), ["--dataset", "mnist", "--out", str(tmp_path / "out"),
-                                            "--cache", str(tmp_path / "dl"), "--params", str(bad)])
+                                            "--cache", str(tmp_path / "dl"), "--params", str(bad)], check=check_file)
     err = capsys.readouterr().err
     assert rc == 2 and "datasets.cluttered_mnist.fragmnets: unknown key" in err
     assert "allowed keys here: canvas, fragments, fragment_size" in err
@@ -107,7 +108,7 @@ def test_params_typo_stops_stage_before_any_output(work, capsys, tmp_path):
 def test_unknown_dataset_name_is_refused(work, capsys, tmp_path):
     _, params = work
     rc = run_stage(stage("download_data"), ["--dataset", "cifar10", "--out", str(tmp_path / "o"),
-                                            "--cache", str(tmp_path / "dl"), "--params", params])
+                                            "--cache", str(tmp_path / "dl"), "--params", params], check=check_file)
     assert rc == 2 and "unknown dataset 'cifar10'; known: cluttered_mnist, fashion_mnist, imagenette, mnist" in \
         capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -162,7 +163,7 @@ def test_ablate_stage_writes_masks_scores_and_its_resolved_loss(work, tmp_path, 
     # an unknown variant stops before any output
     argv[argv.index("no_tv")] = "no_tvv"
     argv[argv.index(str(out))] = str(tmp_path / "other")
-    assert run_stage(stage("ablate"), argv) == 2
+    assert run_stage(stage("ablate"), argv, check=check_file) == 2
     assert "ablation.variants has no 'no_tvv'" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 

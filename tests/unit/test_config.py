@@ -210,5 +210,5 @@ def test_a_section_loads_alone_but_the_whole_file_check_still_refuses_a_typo_els
     with path.open("w") as fh:
         YAML(typ="safe", pure=True).dump(params_dict, fh)
     ran = []
-    assert run_stage(lambda argv: ran.append(argv), ["--params", str(path)]) == 2
+    assert run_stage(lambda argv: ran.append(argv), ["--params", str(path)], check=check_file) == 2
     assert ran == [] and "glance.surrogate.epochz: unknown key" in capsys.readouterr().err

@@ -1,12 +1,12 @@
 """What every stage script shares (style.md: a stage is wiring): its argument parser, the run lookup
 that names the known runs, the dvclive epoch callback, and :func:`run_stage`, which sets up logging,
-loads plugins, checks params.yaml as a whole, runs the stage and turns a known error into one clear
-line and exit code 2 (a message that names the problem, no traceback noise)."""
+loads plugins, runs the check it is handed on params.yaml (every stage passes the whole-file check,
+:func:`actmatch.check.check_file`: this bottom layer imports nothing above it), runs the stage and turns a
+known error into one clear line and exit code 2 (a message that names the problem, no traceback noise)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -18,15 +18,12 @@ from typing import Any, TypeVar
 from actmatch.core.errors import ActmatchError
 from actmatch.core.plugins import load_plugins
 
-__all__ = ["run_stage", "stage_parser", "lookup", "epoch_logger", "WHOLE_FILE_CHECK"]
+__all__ = ["run_stage", "stage_parser", "lookup", "epoch_logger"]
 
 _KNOWN = (ActmatchError, FileNotFoundError, KeyError, ValueError)
 # Under `dvc repro` (DVC sets DVC_STAGE), each finished stage appends its wall time, from process start, here:
 # tools/stage_times.py turns the log into the per-stage table (measurements/stage_times.json).
 TIMINGS = os.environ.get("ACTMATCH_TIMINGS", "data/state/stage_times.jsonl")
-# The whole-file params check, imported by name: it sits above every stage's own code and is not a
-# DVC dependency of any stage (it can refuse a params file, never change an output); see actmatch.check.
-WHOLE_FILE_CHECK = "actmatch.check:check_file"
 T = TypeVar("T")
 
 
@@ -57,24 +54,23 @@ def epoch_logger(live: Any, prefix: str) -> Callable[[int, dict[str, float]], No
     return on_epoch
 
 
-def _check_params(argv: Sequence[str] | None) -> None:
+def _params_path(argv: Sequence[str] | None) -> str:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--params", default="params.yaml")
-    args, _ = pre.parse_known_args(argv)
-    module, func = WHOLE_FILE_CHECK.split(":")
-    getattr(importlib.import_module(module), func)(args.params)
+    return pre.parse_known_args(argv)[0].params
 
 
-def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None,
-              check: bool = True) -> int:
-    """Run a stage's ``main``; known errors print ``error: ...`` on stderr and return 2. With ``check``
-    the whole params file is checked first (stages that read no params pass ``check=False``)."""
+def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None, *,
+              check: Callable[[str], object] | None) -> int:
+    """Run a stage's ``main``; known errors print ``error: ...`` on stderr and return 2. ``check`` is called
+    first with the ``--params`` path (stages pass :func:`actmatch.check.check_file`, the whole-file check;
+    ``None``: no check)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     try:
         load_plugins()  # ACTMATCH_PLUGINS: extra registry entries / mirrors (tests, labs)
-        if check:
-            _check_params(sys.argv[1:] if argv is None else argv)
+        if check is not None:
+            check(_params_path(sys.argv[1:] if argv is None else argv))
         main(argv)
     except _KNOWN as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -95,5 +91,5 @@ def _log_time() -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a") as fh:
         fh.write(json.dumps({"stage": stage, "seconds": round(time.time() - started, 2), "end": round(time.time()),
-                             "threads": __import__("torch").get_num_threads() if "torch" in sys.modules else None})
+                             "threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None})
                  + "\n")
