@@ -1,6 +1,6 @@
 """The whole-file check of params.yaml: every section's schema, the checks across sections, and every
 name against the registry that owns it (datasets, photos, classifiers, architectures, baselines,
-context features). Every stage runs it before computing (:func:`actmatch.core.stage.run_stage`), so a
+context features) and the loss weights against the loss-term registry. Every stage runs it before computing (:func:`actmatch.core.stage.run_stage`), so a
 typo anywhere fails at once, naming the key path and the allowed values.
 
 This module is deliberately **not** a DVC dependency of the stages: it can only refuse a params
@@ -178,11 +178,22 @@ def parse_params(data: Any, source: str = "params") -> Params:
         _check_across(params)
     except ValueError as err:
         raise ParamsError(f"{source}: {err}") from None
-    for c in params.ablation.classifiers:
-        for d in params.ablation.datasets:
-            for v in params.ablation.variants:
-                variant_loss(data | {"_source": source}, c, d, v)
+    _check_loss_weights(params, data | {"_source": source}, source)
     return params
+
+
+def _check_loss_weights(params: Params, data: dict[str, Any], source: str) -> None:
+    """Every preset's and ablation variant's weights against the loss-term registry (their schema)."""
+    from actmatch.explainer.losses import check_weights
+
+    losses = [(f"explainer.presets.{n}.weights", params.explainer.loss(n)) for n in params.explainer.presets]
+    losses += [(f"ablation.variants.{v}.weights", variant_loss(data, c, d, v)[1]) for c in params.ablation.classifiers
+               for d in params.ablation.datasets for v in params.ablation.variants]
+    try:
+        for where, loss in losses:
+            check_weights(loss.weights, where)
+    except ParamsError as err:
+        raise ParamsError(f"{source}: {err}") from None
 
 
 def check_params(data: dict[str, Any]) -> Params:

@@ -183,7 +183,7 @@ def test_ablation_variants_resolve_on_the_runs_preset_or_their_own(params_dict):
 @pytest.mark.parametrize("change, expected", [
     (lambda a: a.update(base="missing"), "ablation: 'missing' (base / matched) is not a variant"),
     (lambda a: a.update(matched=["nope"]), "ablation: 'nope' (base / matched) is not a variant"),
-    (lambda a: a["variants"].update(bad={"weights": {"tvv": 1}}), "ablation.variants.bad: weights.tvv"),
+    (lambda a: a["variants"].update(bad={"weights": {"tvv": 1}}), "ablation.variants.bad.weights.tvv: not a registered loss term"),
     (lambda a: a["variants"].update(bad={"preset": "nope"}), "ablation.variants.bad: unknown preset 'nope'"),
     (lambda a: a["variants"].update({"Bad-Name": {}}), "variant names are lowercase"),
     (lambda a: a.update(datasets=["cluttered_mnist"]),

@@ -7,11 +7,12 @@ import math
 
 import pytest
 import torch
-from pydantic import Field
 from torch import nn
 
 from actmatch.classifiers.registry import freeze
-from actmatch.config.explainer import LossConfig, LossWeights
+from actmatch.check import check_params
+from actmatch.config.explainer import LossConfig, LossWeights, UNetParams, explainer
+from actmatch.core.errors import ParamsError
 from actmatch.explainer import losses as L
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
 from actmatch.explainer.train import LOGGED
@@ -133,6 +134,26 @@ def test_unet_shapes_and_initial_area():
     assert all(0.0 < abs(b) <= 1 / math.sqrt(8) for b in biases) and biases[0] != biases[1]
 
 
+def test_unet_mask_grid_averages_the_logits_per_cell_and_is_off_by_default():
+    fine = UNet(1, widths=(4,), bottleneck=8, init_area=0.3)
+    coarse = UNet(1, widths=(4,), bottleneck=8, init_area=0.3, grid=4)
+    coarse.load_state_dict(fine.state_dict())
+    x = torch.randn(1, 1, 8, 8)
+    z = fine(x)
+    # 8x8 logits in 4x4 cells: 2x2 cell means c, bilinear back to 8x8 (align_corners False): output pixel i
+    # samples the cells at (i + 0.5) / 4 - 0.5, clamped to [0, 1]: pixels 0-1 are cell 0's mean, pixel 3 is
+    # 0.625 of cell 0 and 0.375 of cell 1 along each axis
+    c = z.view(2, 4, 2, 4).mean(dim=(1, 3))
+    out = coarse(x)
+    assert out.shape == (1, 1, 8, 8)
+    torch.testing.assert_close(out[0, 0, :2, :2], c[0, 0].expand(2, 2))
+    a, b = 0.625, 0.375
+    torch.testing.assert_close(out[0, 0, 3, 3], a * a * c[0, 0] + a * b * (c[0, 1] + c[1, 0]) + b * b * c[1, 1])
+    assert UNet(1, widths=(4,), bottleneck=8).grid == 1
+    assert "grid" not in UNetParams(widths=[4], bottleneck=8, init_area=None).model_dump()  # old dumps unchanged
+    assert UNetParams(widths=[4], bottleneck=8, init_area=None, grid=4).model_dump()["grid"] == 4
+
+
 class Toy(nn.Module):
     def __init__(self):
         super().__init__()
@@ -198,9 +219,15 @@ def test_reference_is_one_forward_with_taps_removed(setup):
             raise AssertionError("tapped() should have refused the unknown tap")
 
 
-def test_registry_matches_loss_weights_and_logged():
-    assert list(L.TERMS) == list(LossWeights.model_fields)  # both directions, same order
+def test_every_preset_weighs_exactly_the_registered_terms_and_logged_follows_the_registry(params_dict):
+    ex = explainer(params_dict)
+    for name in ex.presets:
+        assert list(L.check_weights(ex.loss(name).weights, name)) == list(L.TERMS)
     assert LOGGED == ("total", *L.TERMS, "area_hard", "kept")
+    with pytest.raises(ParamsError, match=r"^p\.weights\.mass: not a registered loss term; registered: act, ce, "):
+        L.check_weights({**dict.fromkeys(L.TERMS, 1.0), "mass": 1.0}, "p.weights")
+    with pytest.raises(ParamsError, match=r"^p\.weights: no weight for loss term 'nec'"):
+        L.check_weights({k: 1.0 for k in L.TERMS if k != "nec"}, "p.weights")
 
 
 WEIGHTS = dict(act=2, ce=3, kl=5, area=7, bin=11, tv=13, rob=17, nec=19)  # distinct: a swapped weight fails
@@ -243,14 +270,6 @@ def test_loss_terms_and_total_equal_the_sum_by_hand(setup):
         "area_hard", "kept"}
 
 
-class ToyWeights(LossWeights):
-    toy: float = Field(default=0.0, ge=0)
-
-
-class ToyConfig(LossConfig):
-    weights: ToyWeights
-
-
 def test_a_registered_term_is_computed_batched_and_summed(setup, monkeypatch):
     clf, _, x, ref = setup
     monkeypatch.setattr(L, "TERMS", dict(L.TERMS))  # the registration is undone after the test
@@ -269,10 +288,10 @@ def test_a_registered_term_is_computed_batched_and_summed(setup, monkeypatch):
         L.term("toy")(toy)
     p = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     base = torch.zeros_like(x)
-    with pytest.raises(KeyError, match="LossWeights has no field 'toy'"):
+    with pytest.raises(ParamsError, match="no weight for loss term 'toy'"):
         loss_terms(clf, ("block1", "block2"), x, ref, p, _cfg(ce=1), base)
-    w = ToyWeights(**WEIGHTS, toy=23)
-    cfg = ToyConfig(**(_cfg().model_dump() | {"weights": w.model_dump()}))
+    w = LossWeights(**WEIGHTS, toy=23)
+    cfg = _cfg().model_copy(update={"weights": w})
     terms = loss_terms(clf, ("block1", "block2"), x, ref, p, cfg, base, torch.Generator().manual_seed(0))
     want = ref.logits.gather(1, ref.label[:, None])[:, 0] - clf(-x)[:, 0]
     torch.testing.assert_close(terms["toy"], want, rtol=1e-5, atol=1e-5)
@@ -283,3 +302,39 @@ def test_a_registered_term_is_computed_batched_and_summed(setup, monkeypatch):
     for name in WEIGHTS:  # the other terms are untouched by the extra inputs
         torch.testing.assert_close(terms[name], without[name], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(weighted_total(terms, cfg), weighted_total(without, cfg) + 23 * terms["toy"])
+
+
+def test_a_toy_term_added_through_the_registry_alone_is_validated_in_params_and_trains_one_step(setup, params_dict,
+                                                                                               monkeypatch):
+    """docs/extending.md's recipe for a loss term, whole: one function registered in the registry and its
+    weight in params.yaml; nothing else is edited (no schema field, no list)."""
+    clf, net, x, ref = setup
+    monkeypatch.setattr(L, "TERMS", dict(L.TERMS))  # the registration is undone after the test
+
+    @L.term("toy")
+    def toy(ctx, z):
+        return ctx.p.pow(2).mean(dim=(1, 2, 3))   # mean p² per image
+
+    with pytest.raises(ParamsError, match=r"explainer\.presets\.paper\.weights: no weight for loss term 'toy'"):
+        check_params(params_dict)                 # registered but not weighed: refused before any compute
+    params_dict["explainer"]["presets"]["paper"]["weights"]["toy"] = 0.5   # the root preset; overlays inherit it
+    params = check_params(params_dict)
+    for name in params.explainer.presets:
+        assert params.explainer.loss(name).weights.toy == 0.5
+    typo = {**params_dict["explainer"]["presets"]["paper"]["weights"], "toyy": 1.0}
+    params_dict["explainer"]["presets"]["paper"]["weights"] = typo
+    with pytest.raises(ParamsError, match=r"explainer\.presets\.paper\.weights\.toyy: not a registered loss term"):
+        check_params(params_dict)
+    typo.pop("toyy")
+    cfg = params.explainer.loss("paper").model_copy(update={"act_alphas": [1.0, 2.0], "rob_backgrounds": ["zero"]})
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    p = soft_mask(net(x))
+    terms = loss_terms(clf, ("block1", "block2"), x, ref, p, cfg, torch.zeros_like(x), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(terms["toy"], p.detach().pow(2).mean(dim=(1, 2, 3)))
+    rest = {k: v for k, v in terms.items() if k in L.TERMS and k != "toy"}
+    total = weighted_total(terms, cfg)
+    torch.testing.assert_close(total, weighted_total(rest, cfg) + 0.5 * terms["toy"])
+    before = [q.detach().clone() for q in net.parameters()]
+    total.mean().backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))  # one step moved the mask net

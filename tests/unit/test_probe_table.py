@@ -38,3 +38,24 @@ def test_the_committed_summary_is_the_one_the_committed_rows_give():
     import json
     rows = [json.loads(line) for line in probe_table.SOURCE.read_text().splitlines() if line.strip()]
     assert probe_table.TARGET.read_text() == probe_table.render(rows)
+
+
+def test_photo_probe_overrides_are_the_librarys_own_validated_settings():
+    """tools/photo_probes.py patches nothing: a coarser mask is UNetParams.grid, and every override is
+    validated by the library's schema (a typo or a bad value fails before any compute)."""
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("photo_probes", ROOT / "tools/photo_probes.py")
+    probes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probes)
+    loss, unet, steps, fill = probes.settings({"unet.grid": "8", "loss.area_target": "0.05", "steps.steps": "3",
+                                               "fill": '"mean"'})
+    assert (unet.grid, loss.area_target, steps.steps, fill) == (8, 0.05, 3, "mean")
+    assert probes.settings({})[1].grid == 1
+    with pytest.raises(ValueError, match="grid"):
+        probes.settings({"unet.grid": "0"})
+    with pytest.raises(SystemExit, match="unknown override 'unett.grid'"):
+        probes.settings({"unett.grid": "8"})
+    assert "monkeypatch" not in (ROOT / "tools/photo_probes.py").read_text().lower()
+    assert ".forward =" not in (ROOT / "tools/photo_probes.py").read_text()
+    assert not any("/tmp" in str(p) for p in probes.WEIGHTS) and all(ROOT in p.parents for p in probes.WEIGHTS)

@@ -1,34 +1,38 @@
 """``explainer``: loss presets (method.md §3) and the explainer runs (§2, §4).
 
-A loss term is one registered function in :mod:`actmatch.explainer.losses` plus its weight field in
-:class:`LossWeights` (a test checks that the two agree)."""
+A loss term is one registered function in :mod:`actmatch.explainer.losses` plus its weight in the presets of
+params.yaml: :class:`LossWeights` takes one weight per name, and the names are checked against that registry
+(a layer above this one) by the whole-file check and the objective, before anything is computed."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from actmatch.config.base import GROUP_KEY, PER_IMAGE_KEY, ParamsError, Strict, deep_merge, first_error, validate
 from actmatch.config.compute import ComputeParams
+from actmatch.core.fills import FILLS
 
 __all__ = ["LossWeights", "LossConfig", "UNetParams", "StepsParams", "AmortizedParams", "ExplainerRun",
-           "ExplainerParams", "resolve_preset", "explainer", "FILLS"]
-
-FILLS = ("normalized_zero", "black", "blur", "mean")
+           "ExplainerParams", "resolve_preset", "explainer"]
 
 
-class LossWeights(Strict):
-    """Weights of the loss terms of method.md §3 (0 switches a term off); one field per registered term."""
+class LossWeights(BaseModel):
+    """Weights of the loss terms of method.md §3, by term name (``weights.area``; 0 switches a term off).
+    The schema follows the loss-term registry, :data:`actmatch.explainer.losses.TERMS`: a weight per
+    registered term, no other. The registry lives above this layer, so here each weight is a number ≥ 0 and
+    :func:`actmatch.explainer.losses.check_weights` refuses an unknown or a missing name, naming it: in the
+    whole-file check (every stage, before it computes) and in the objective."""
 
-    act: float = Field(ge=0)
-    ce: float = Field(ge=0)
-    kl: float = Field(ge=0)
-    area: float = Field(ge=0)
-    bin: float = Field(ge=0)
-    tv: float = Field(ge=0)
-    rob: float = Field(ge=0)
-    nec: float = Field(ge=0)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+    __pydantic_extra__: dict[str, Annotated[float, Field(ge=0)]]
+
+    @model_validator(mode="after")
+    def _some(self) -> "LossWeights":
+        if not self.model_extra:
+            raise ValueError("no loss weights: give one per registered loss term")
+        return self
 
 
 class LossConfig(Strict):
@@ -56,6 +60,16 @@ class UNetParams(Strict):
     bottleneck: int = Field(ge=1)
     # soft-mask value the head's bias starts at (ours); null: PyTorch's default random bias (the authors')
     init_area: float | None = Field(gt=0, lt=1)
+    # > 1: one free mask value per grid × grid cell, upsampled bilinearly (ours; a photo probe); 1: per pixel.
+    # Left out of the dump at 1, so a run without it writes the bytes it wrote before the option existed.
+    grid: int = Field(default=1, ge=1)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        out = handler(self)
+        if self.grid == 1:
+            out.pop("grid", None)
+        return out
 
 
 class StepsParams(Strict):
@@ -88,7 +102,7 @@ class ExplainerRun(Strict):
     classifier: str
     dataset: str
     preset: str
-    fill: Literal["normalized_zero", "black", "blur", "mean"]
+    fill: Literal[FILLS]  # type: ignore[valid-type]  (the names of actmatch.core.fills)
     unet: UNetParams
     eval_images: int = Field(ge=1)  # the first N test images in a data_seed order get masks (listed in outputs)
     eval_per_class: int | None = Field(default=None, ge=1)  # of those, the first k of each class (paper profile)

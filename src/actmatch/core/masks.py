@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["FILLS", "soft_mask", "hard_mask", "fill_values", "apply_mask", "ranking_gap"]
+from actmatch.core.fills import FILLS
 
-FILLS = ("normalized_zero", "black", "blur", "mean")
+__all__ = ["FILLS", "soft_mask", "hard_mask", "fill_values", "apply_mask", "ranking_gap"]
 
 
 def soft_mask(logits: torch.Tensor) -> torch.Tensor:

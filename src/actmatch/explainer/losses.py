@@ -5,8 +5,9 @@ p^T = softmax(z / T). Priors (``area``, ``bin``, ``tv``) act on the soft mask p;
 feeds the classifier uses the hard (STE) mask m.
 
 A term is one function registered with :func:`term` into :data:`TERMS` (registry order is the
-order of the weighted sum and of the classifier batch), plus its weight field in
-:class:`actmatch.config.explainer.LossWeights`. A term that needs the classifier on more images
+order of the weighted sum and of the classifier batch), plus its weight in params.yaml's presets
+(:class:`actmatch.config.explainer.LossWeights`, checked against this registry by
+:func:`check_weights`). A term that needs the classifier on more images
 than e declares them with ``inputs``; :func:`actmatch.explainer.objective.loss_terms` classifies e
 and every active term's inputs in one batch and hands each term the logits of its own inputs.
 """
@@ -22,13 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from actmatch.classifiers.taps import as_positions
+from actmatch.core.errors import ParamsError
 from actmatch.core.masks import apply_mask, hard_mask, ranking_gap
 
 if TYPE_CHECKING:
     from actmatch.config.explainer import LossConfig
     from actmatch.explainer.objective import Reference
 
-__all__ = ["ShardedGenerator", "DISTANCES", "TERMS", "Term", "TermContext", "term", "tap_settings",
+__all__ = ["ShardedGenerator", "DISTANCES", "TERMS", "Term", "TermContext", "term", "check_weights", "tap_settings",
            "activation_distance", "act_loss", "ce_loss", "kl_loss", "area_loss", "bin_loss", "tv_loss",
            "rob_backgrounds", "nec_loss", "tempered_kl"]
 
@@ -220,13 +222,29 @@ TERMS: dict[str, Term] = {}  # registry order: the weighted sum's and the classi
 
 def term(name: str, *, inputs: Callable[[TermContext], list[torch.Tensor]] | None = None,
          needs_acts: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``fn(ctx, z) -> (B,)`` as loss term ``name`` (its weight: ``LossWeights.<name>``)."""
+    """Decorator: register ``fn(ctx, z) -> (B,)`` as loss term ``name`` (its weight: ``weights.<name>`` in
+    every preset of params.yaml)."""
     def register(fn: Callable[[TermContext, list[torch.Tensor]], torch.Tensor]):
         if name in TERMS:
             raise ValueError(f"loss term {name!r} is already registered")
         TERMS[name] = Term(name, fn, inputs, needs_acts)
         return fn
     return register
+
+
+def check_weights(weights: Any, where: str = "weights") -> dict[str, float]:
+    """The weights (a ``LossWeights`` or a mapping) as ``{term: weight}`` in registry order, or a
+    :class:`ParamsError` naming ``where`` and the first unknown or missing term: the weights' schema is
+    this registry (the whole-file check runs this on every preset and ablation variant)."""
+    given = dict(weights.model_extra or {}) if hasattr(weights, "model_extra") else dict(weights)
+    unknown = [k for k in given if k not in TERMS]
+    if unknown:
+        raise ParamsError(f"{where}.{unknown[0]}: not a registered loss term; registered: {', '.join(TERMS)}")
+    missing = [k for k in TERMS if k not in given]
+    if missing:
+        raise ParamsError(f"{where}: no weight for loss term {missing[0]!r} (registered in actmatch.explainer.losses; "
+                          "0 switches it off): add it to the root preset")
+    return {k: float(given[k]) for k in TERMS}
 
 
 @term("act", needs_acts=True)

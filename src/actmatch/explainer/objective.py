@@ -48,19 +48,13 @@ def reference(model: nn.Module, taps: Sequence[str], x: torch.Tensor) -> Referen
 
 
 def term_weight(cfg: LossConfig, name: str) -> float:
-    """The weight of registered term ``name`` in ``cfg`` (``LossWeights.<name>``)."""
-    fields = type(cfg.weights).model_fields
-    if name not in fields:
-        raise KeyError(f"loss term {name!r} is registered but {type(cfg.weights).__name__} has no field "
-                       f"{name!r}; add it (docs/how-to/add-a-loss-term.md)")
-    return float(getattr(cfg.weights, name))
+    """The weight of registered term ``name`` in ``cfg`` (``weights.<name>``)."""
+    return L.check_weights(cfg.weights)[name]
 
 
 def _active(cfg: LossConfig) -> list[L.Term]:
-    unknown = set(type(cfg.weights).model_fields) - set(L.TERMS)
-    if unknown:
-        raise KeyError(f"{type(cfg.weights).__name__} has weights {sorted(unknown)} with no registered loss term")
-    return [t for name, t in L.TERMS.items() if term_weight(cfg, name) > 0]
+    weights = L.check_weights(cfg.weights)  # an unknown or missing weight is refused, naming it
+    return [t for name, t in L.TERMS.items() if weights[name] > 0]
 
 
 def loss_terms(model: nn.Module, taps: Sequence[str], x: torch.Tensor, ref: Reference, p: torch.Tensor,
@@ -100,4 +94,5 @@ def loss_terms(model: nn.Module, taps: Sequence[str], x: torch.Tensor, ref: Refe
 def weighted_total(terms: dict[str, torch.Tensor], cfg: LossConfig) -> torch.Tensor:
     """Σ_t w_t · term_t per image ``(B,)`` over the registered terms in ``terms`` (not the logged extras),
     in registry order."""
-    return sum(term_weight(cfg, name) * terms[name] for name in L.TERMS if name in terms)
+    weights = L.check_weights(cfg.weights)
+    return sum(weights[name] * terms[name] for name in L.TERMS if name in terms)

@@ -8,6 +8,10 @@ Deviation, stated (method.md §9), and an option: with ``init_area`` the 1×1 he
 ``logit(init_area)``, so that the first soft mask is ≈ ``init_area`` everywhere rather than a flat
 0.5 whose hard threshold is decided by noise. ``init_area = None`` keeps PyTorch's default (random)
 bias, the authors' code: then the first hard mask is decided by the initial weights.
+
+A second option, ours: ``grid`` K > 1 gives the mask one free value per K×K cell (the head's logits
+averaged over each cell, ``ceil_mode``, and upsampled bilinearly back to H×W), a coarser mask that the
+photo probes tried (docs/results.md); K = 1, the default, is the per-pixel mask, computed as before.
 """
 
 from __future__ import annotations
@@ -32,8 +36,11 @@ class UNet(nn.Module):
     """Maps an image ``(B, C, H, W)`` (any H, W) to mask logits ``(B, 1, H, W)``."""
 
     def __init__(self, in_channels: int, widths: Sequence[int] = (32, 64, 128, 256), bottleneck: int = 512,
-                 init_area: float | None = None) -> None:
+                 init_area: float | None = None, grid: int = 1) -> None:
         super().__init__()
+        if grid < 1:
+            raise ValueError(f"grid must be >= 1, got {grid}")
+        self.grid = grid
         if not widths:
             raise ValueError("widths must name at least one level")
         if init_area is not None and not 0.0 < init_area < 1.0:
@@ -70,4 +77,8 @@ class UNet(nn.Module):
         x = self.bottleneck(x)
         for up, conv, skip in zip(self.ups, self.up_convs, reversed(skips)):
             x = conv(torch.cat([up(x), skip], dim=1))
-        return self.head(x)[..., :h, :w]
+        z = self.head(x)[..., :h, :w]
+        if self.grid > 1:
+            z = F.interpolate(F.avg_pool2d(z, self.grid, ceil_mode=True), size=(h, w), mode="bilinear",
+                              align_corners=False)
+        return z
