@@ -17,6 +17,7 @@ class Method:
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}  # every setting the method reads, with its default
+    control: ClassVar[bool] = False  # a control (no evidence used): tables list it after every baseline
 
     def __init__(self, **settings: Any) -> None:
         unknown = sorted(set(settings) - set(self.defaults))

@@ -110,6 +110,7 @@ def image_seed(seed: int, image_id: str) -> int:
 @register
 class RandomMask(Method):
     name = "random"
+    control = True
     defaults = {"seed": 0}
 
     def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
@@ -127,6 +128,7 @@ class RandomMask(Method):
 @register
 class CentreBlob(Method):
     name = "centre"
+    control = True
 
     def explain(self, model, x, y, baseline, areas, *, layer=None, ids=None):
         h, w = x.shape[-2:]

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from actmatch.baselines import BASELINES
+
 __all__ = ["MAIN_COLUMNS", "SYCE_COLUMNS", "KEPT_HIGH", "LOW_RATIO", "main_table", "ratio_stats", "method_label",
            "ordered", "seed_cell", "spread_cell", "live_seeds", "headline_table", "syce_table", "glance_table",
            "to_markdown", "to_latex", "cells", "render"]
@@ -31,12 +33,10 @@ KEPT_HIGH = 0.9       # the flag: kept on at least this share of images ...
 LOW_RATIO = 0.1       # ... but p_ratio below this on more than half of the (seed, image) pairs
 FLAG = "⚠ kept, p_ratio < 0.1"
 COLLAPSED = "collapsed"
-# our regimes first (each selected row followed by its last-mask row), then the other frameworks, the
-# baselines, the controls; unknown names keep their order after these
-METHOD_ORDER = ("ours:amortized", "ours:finetune", "ours:finetune_last", "ours:per_image", "ours:per_image_last",
-                "ours:per_image_paper", "syce", "cyce", "syce_10class", "cyce_10class", "glance",
-                "integrated_gradients", "occlusion", "extremal", "rise", "gradcam", "gradcam_pp", "random", "centre")
-CONTROLS = ("random", "centre")
+# Table order comes from the registries, not a list (ordered()): our regimes, the other frameworks, the
+# baselines in BASELINES' order, the controls (baselines marked ``control``) last.
+CONTROLS = tuple(n for n, cls in BASELINES.items() if cls.control)
+OUR_REGIMES = ("amortized", "finetune", "per_image")  # then the per_image_<variant> regimes, in their given order
 
 
 def _f(x: float, digits: int, sign: bool = False) -> str:
@@ -70,11 +70,25 @@ def spread_cell(mean: float, sd: float, seeds: int, digits: int = 2, sign: bool 
 
 
 def ordered(names: Sequence[str]) -> list[str]:
-    """Table order: :data:`METHOD_ORDER`, unknown names after in their given order, and every ``X_last``
-    right after ``X`` (the selected row and what selection buys side by side)."""
+    """Table order from the registries: ours first (``OUR_REGIMES``, then the other per-image regimes), then
+    the other frameworks (a name that is neither ours nor a registered baseline: SyCE/CyCE, GLANCE), then the
+    baselines in :data:`actmatch.baselines.BASELINES` order, the controls last; ties keep the given order, and
+    every ``X_last`` comes right after ``X`` (the selected row and what selection buys side by side). A new
+    baseline lands among the baselines by registering it."""
     names = list(names)
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    out = sorted(names, key=lambda m: (rank.get(m, len(rank)), names.index(m)))
+    controls = [n for n, cls in BASELINES.items() if cls.control]  # plugins register after import: read now
+    rank_b = {n: i for i, n in enumerate([n for n in BASELINES if n not in controls] + controls)}
+
+    def key(m: str) -> tuple[int, int, int]:
+        base = m.removesuffix("_last")
+        if m.startswith("ours:"):
+            regime = base.removeprefix("ours:")
+            return 0, OUR_REGIMES.index(regime) if regime in OUR_REGIMES else len(OUR_REGIMES), names.index(m)
+        if base not in BASELINES:
+            return 1, 0, names.index(m)
+        return (3 if base in controls else 2), rank_b[base], names.index(m)
+
+    out = sorted(names, key=key)
     for m in [m for m in out if m.endswith("_last") and m.removesuffix("_last") in out]:
         out.remove(m)
         out.insert(out.index(m.removesuffix("_last")) + 1, m)
