@@ -45,3 +45,20 @@ def test_relative_links_resolve(doc):
         if target.startswith(("http", "mailto")) or "paper_figures/" in target:
             continue
         assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+
+
+def test_method_md_gives_each_presets_weights_as_params_yaml_resolves_them(params_dict):
+    """§3's preset list types weights ("`rob` 10", "area 1000"): each one it names is the preset's, resolved."""
+    from actmatch.config.explainer import explainer
+
+    ex = explainer(params_dict)
+    text = (ROOT / "docs/method.md").read_text()
+    checked = 0
+    for name, line in re.findall(r"^  - `(\w+)` \[\w+\]: (.*(?:\n    .*)*)", text, flags=re.M):
+        if name not in ex.presets:
+            continue
+        weights = ex.loss(name).weights.model_dump()
+        for term, value in re.findall(r"(?<!from )`?\b(" + "|".join(weights) + r")\b`? (\d+(?:\.\d+)?)\b", line):
+            assert float(value) == weights[term], f"method.md says {name} has {term} {value}; params: {weights[term]}"
+            checked += 1
+    assert checked >= 10

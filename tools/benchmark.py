@@ -39,6 +39,8 @@ from actmatch.core.io import write_json
 from actmatch.metrics.cost import measure
 from actmatch.metrics.fidelity import fidelity
 
+OUTPUTS = ("measurements/benchmark.json",)  # docs/generated.md
+
 __all__ = ["main", "run_benchmark"]
 
 

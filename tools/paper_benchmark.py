@@ -1,6 +1,6 @@
 """Paper-scale speed and memory on the device at hand (issue 6, item 6). Writes JSON; asserts nothing.
 
-    python tools/paper_benchmark.py --out results/paper_benchmark.json [--classifiers resnet18 vit_b_16]
+    python tools/paper_benchmark.py --out measurements/paper_benchmark_h100.json [--classifiers resnet18 vit_b_16]
 
 The paper profile's classifiers at 224 px with random weights (speed does not depend on the
 weights, and the GPU machine has no network for the real ones), the paper-size U-Net (widths
@@ -25,6 +25,8 @@ from actmatch.check import check_file as load_params
 from actmatch.explainer.batched import explain_per_image_batched
 from actmatch.explainer.train import Compute, explain_per_image, train_amortized
 from actmatch.core.io import write_json
+
+OUTPUTS = ("measurements/paper_benchmark_h100.json",)  # docs/generated.md
 
 __all__ = ["main"]
 
@@ -106,7 +108,7 @@ def bench(name: str, dev: torch.device, loss, n_train: int, batch: int, steps: i
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="results/paper_benchmark.json")
+    ap.add_argument("--out", required=True, help="e.g. measurements/paper_benchmark_<device>.json")
     ap.add_argument("--classifiers", nargs="+", default=["resnet18", "efficientnet_b0", "mobilenet_v3_large", "vit_b_16"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--train-images", type=int, default=512)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from imports import ROOT, imported_files  # noqa: E402
 
 LIB = "src/actmatch/"
+OUTPUTS = ("dvc.yaml",)  # its stages' library deps lists (docs/generated.md)
 
 
 def wanted(script: str) -> list[str]:

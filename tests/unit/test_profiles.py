@@ -50,6 +50,18 @@ def test_paper_profile_applies_validates_and_is_idempotent(scratch):
     assert params.read_text() == once != before
 
 
+def test_the_paper_profiles_tuned_runs_use_the_adopted_photo_recipe(scratch):
+    """The profile's tuned per-image rows are the recipe the offline photos run adopted, not an older one."""
+    params, profiles = scratch / "params.yaml", scratch / "profiles"
+    photos = load_params(params).explainer.per_image_runs["efficientnet_lite0-photos"]
+    apply_profile("paper", params, profiles)
+    tuned = {k: r for k, r in load_params(params).explainer.per_image_runs.items() if r.regime == "per_image"
+             and r.dataset == "imagenette"}
+    assert len(tuned) == 4
+    for key, run in tuned.items():
+        assert (run.preset, run.per_image) == (photos.preset, photos.per_image), key
+
+
 def test_unknown_profile_and_invalid_overlay_leave_params_untouched(scratch):
     params, profiles = scratch / "params.yaml", scratch / "profiles"
     before = params.read_text()

@@ -6,9 +6,9 @@ top-ranked pixels as our mask has, and :func:`to_unit` rescales the map to [0, 1
 ranking-based metrics (insertion/deletion, p*, pointing game).
 """
 
-from actmatch.baselines.base import BASELINES, Method, binarize_to_area, build_baseline, to_unit
+from actmatch.baselines.base import BASELINES, Method, binarize_to_area, build_baseline, register, to_unit
 
-__all__ = ["Method", "BASELINES", "build_baseline", "binarize_to_area", "to_unit"]
+__all__ = ["Method", "BASELINES", "register", "build_baseline", "binarize_to_area", "to_unit"]
 
 from actmatch.baselines import attribution as _attribution  # noqa: E402,F401  (registers the methods)
 from actmatch.baselines import optimized as _optimized  # noqa: E402,F401
