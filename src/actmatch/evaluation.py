@@ -36,7 +36,7 @@ from actmatch.classifiers.taps import tapped
 from actmatch.explainer.train import explain_per_image
 from actmatch.core.resume import state_key
 from actmatch.core.masks import fill_values
-from actmatch.core.io import atomic_path
+from actmatch.core.io import save_torch
 from actmatch.metrics.aggregate import aggregate_seeds
 from actmatch.metrics.cost import measure
 from actmatch.metrics.fidelity import predict_logits
@@ -162,8 +162,7 @@ def _cached(path: Path | None, key: str) -> MethodResult | None:
 def _save(path: Path | None, key: str, result: MethodResult) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save({"key": key, "result": result}, tmp)
+        save_torch({"key": key, "result": result}, path)
 
 
 def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, list[Regime]], cfg: EvaluateRunConfig,

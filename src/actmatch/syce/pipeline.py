@@ -37,7 +37,7 @@ from actmatch.syce.vae import VAE, embed, frechet_distance, js_distance
 from actmatch.classifiers.registry import Classifier
 from actmatch.config.syce import SyceParams, SyceTrainParams, VAEParams
 from actmatch.data.store import ImageDataset
-from actmatch.core.io import atomic_dir, atomic_path
+from actmatch.core.io import atomic_dir, save_torch
 
 __all__ = ["run_all", "kind_for", "method_name", "train_config", "weights", "run_variant",
            "save_vae", "load_vae", "load_generator", "SyceMaps", "load_maps", "cost_fn"]
@@ -100,7 +100,7 @@ def run_variant(variant: str, f: PixelClassifier, num_classes: int, x_train: tor
               "train": asdict(cfg), "weights": asdict(weights(ce)), "seed": seed, "train_images": len(x_train),
               "val_images": len(x_val), "metrics": metrics}
     with atomic_dir(out) as tmp:
-        torch.save({"state_dict": trained.generator.state_dict(), **{k: record[k] for k in
+        save_torch({"state_dict": trained.generator.state_dict(), **{k: record[k] for k in
                     ("kind", "num_classes", "size", "channels", "variant")}, "g_widths": list(cfg.g_widths),
                     "d_widths": list(cfg.d_widths), "dropout": cfg.dropout}, tmp / "generator.pt")
         np.savez_compressed(tmp / "maps.npz", ids=np.array(test_ids), map=res["map"][:, 0].cpu().numpy().astype(np.float32),
@@ -112,7 +112,7 @@ def run_variant(variant: str, f: PixelClassifier, num_classes: int, x_train: tor
 
 def save_vae(out: Path, vae: VAE, p: VAEParams, meta: dict[str, Any]) -> None:
     with atomic_dir(out) as tmp:
-        torch.save({"state_dict": vae.state_dict(), "channels": vae.enc[0].in_channels, "size": vae.side * 4,
+        save_torch({"state_dict": vae.state_dict(), "channels": vae.enc[0].in_channels, "size": vae.side * 4,
                     "latent": p.latent}, tmp / "vae.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump({**p.model_dump(), **meta}, sort_keys=True))
 
