@@ -209,7 +209,9 @@ def run_glance(clf: Classifier, ds: ImageDataset, features: np.ndarray, gp: Glan
             metrics["graph_recovery_drawn_causes"] = _graph_scores(g_set.weights, true_edges)
     record = {"method": METHOD, "classifier": clf.name, "dataset": ds.name, "features": names,
               "surrogate": asdict(cfg), "weights": asdict(w), "graph": gp.graph.model_dump(),
-              "local": gp.local.model_dump(), "seed": seed, "metrics": metrics}
+              "local": gp.local.model_dump(), "seed": seed,  # wall times only in the metrics file, not in `out`
+              "metrics": {k: v for k, v in metrics.items() if k not in ("train_minutes", "graph_seconds",
+                                                                        "ms_per_explanation")}}
     test_ids = np.array([str(i) for i in ds.index["id"].to_numpy()[test_idx]])
     with atomic_dir(out) as tmp:
         save_torch({"encoder": E.state_dict(), "generator": G.state_dict(), "feat_dim": E.net[0].in_features,
