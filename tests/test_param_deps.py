@@ -92,3 +92,25 @@ def test_editing_a_baseline_reruns_evaluate_and_not_the_ablation(scratch):
         p["evaluate"]["defaults"]["baselines"]["rise"]["masks"] += 1
     stale = _stale_after(scratch, edit)
     assert "evaluate@mnist_cnn-mnist" in stale and all(s.startswith("evaluate@") for s in stale), sorted(stale)
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
+def test_the_declared_preset_params_cover_every_profile(profile):
+    """dvc.yaml's preset lists are generated from the default params.yaml; a profile overlays other runs
+    and presets on it. Each stage must still declare every preset its runs read under the profile
+    (else editing that preset would leave a stale result)."""
+    import copy
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from sync_deps import PRESETS, preset_params
+
+    from actmatch.profiles import merge
+
+    yaml = YAML(typ="safe", pure=True)
+    params = merge(copy.deepcopy(yaml.load((ROOT / "params.yaml").read_text())),
+                   yaml.load((ROOT / "profiles" / f"{profile}.yaml").read_text()))
+    for name, stage in yaml.load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        declared = {str(p) for p in stage.get("do", stage).get("params") or [] if str(p).startswith(PRESETS)}
+        if declared:
+            missing = set(preset_params(stage, params)) - declared
+            assert not missing, f"{name} under profile {profile} reads {sorted(missing)}, not declared in dvc.yaml"
