@@ -16,9 +16,10 @@ from actmatch.core.stage import run_stage, stage_parser
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = stage_parser(__doc__, "--classifier", "--dataset", "--variant", "--classifier-dir", "--data", "--out",
-                        "--match-area", "--metrics", "--state").parse_args(argv)
+                        "--match-area", "--metrics", "--state", "--timing").parse_args(argv)
     ablate(read_params(args.params), args.classifier, args.dataset, args.variant, args.classifier_dir, args.data,
-           Path(args.out), Path(args.metrics), Path(args.state), match_area=args.match_area, progress=not args.no_progress)
+           Path(args.out), Path(args.metrics), Path(args.state), match_area=args.match_area, progress=not args.no_progress,
+           timing=Path(args.timing))
 
 
 if __name__ == "__main__":

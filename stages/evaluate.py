@@ -22,6 +22,7 @@ from actmatch.config.evaluate import evaluate_run
 from actmatch.core.device import resolve_device
 from actmatch.core.figures import curves_plot
 from actmatch.core.io import atomic_path, write_json
+from actmatch.core.provenance import machine
 from actmatch.core.stage import run_stage, stage_parser
 from actmatch.data import load_dataset
 from actmatch.evaluation import evaluate, load_regimes
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_path(out / "curves.png") as tmp:
         curves_plot(curves, f"{cfg.classifier} on {cfg.dataset}").savefig(tmp, format="png", dpi=110,
                                                                          metadata={"Software": None})
-    write_json(out / "cost.json", {"device": str(device), "methods": cost})
+    write_json(out / "cost.json", {"device": str(device), "machine": machine(device), "methods": cost})
     write_json(Path(args.metrics), metrics)
     shutil.rmtree(args.state, ignore_errors=True)
 

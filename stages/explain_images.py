@@ -1,7 +1,8 @@
 """DVC stage ``explain_images@<run>``: the paper's per-image regime (a fresh U-Net per image) on the
 first ``eval_images`` test images of a data_seed order, once per seed of ``seeds``; per seed, masks
 (named by the run's ``regime``), per-image summary and resolved config in --out/seed<k>/
-(results/explainers/<group>/<regime>/), curves in --live/seed<k>/. Resumes image by image."""
+(results/explainers/<group>/<regime>/), curves in --live/seed<k>/, wall times per seed in --timing
+(outside the outputs: they change every run). Resumes image by image."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from actmatch.explainer.train import Compute
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = stage_parser(__doc__, "--run", "--classifier", "--data", "--out", "--live", "--metrics", "--state").parse_args(argv)
+    args = stage_parser(__doc__, "--run", "--classifier", "--data", "--out", "--live", "--metrics", "--state",
+                        "--timing").parse_args(argv)
     raw = read_params(args.params)
     ex, rt = explainer(raw), runtime(raw)
     run = ex.per_image_run(args.run)
@@ -32,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     comp = Compute(cp.precision, cp.channels_last)
     comp.module(clf.model)
     ctx = RunContext(Path(args.out), Path(args.live), Path(args.state), Path(args.metrics), comp, cp.loader_workers,
-                     cp.per_image_batch, progress=not args.no_progress)
+                     cp.per_image_batch, progress=not args.no_progress, timing=Path(args.timing), key=args.run)
     run_per_image(clf, load_dataset(args.data), run, ex.loss(run.preset), run.seeds or rt.seeds, rt.data_seed, ctx)
 
 

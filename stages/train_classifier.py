@@ -1,6 +1,7 @@
 """DVC stage ``train_classifier@<arch>-<dataset>``: train one small classifier on a dataset's
 train split; checkpoint (with its config) under <out>/model/, accuracies as DVC metrics and
-per-epoch curves (dvclive) under <out>/live/."""
+per-epoch curves (dvclive) under <out>/live/, the training's wall time in --timing (outside the
+checkpoint's folder, which every later stage depends on: a time changes every run)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from actmatch.config.classifiers import train_run
 from actmatch.config.compute import runtime
 from actmatch.core.device import resolve_device
 from actmatch.core.io import atomic_dir, write_json
+from actmatch.core.provenance import machine
 from actmatch.core.stage import run_stage, stage_parser
 from actmatch.data import load_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = stage_parser(__doc__, "--run", "--data", "--out").parse_args(argv)
+    args = stage_parser(__doc__, "--run", "--data", "--out", "--timing").parse_args(argv)
     raw = read_params(args.params)
     cfg = train_run(raw, args.run)
     device = resolve_device(runtime(raw).device)
@@ -39,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_dir(out / "model") as tmp:
         save_trained(tmp / "model.pt", model.cpu(), cfg, info, metrics)
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))
-        write_json(tmp / "timing.json", {"seconds": info["seconds"], "device": str(device)})
+    write_json(args.timing, {"stage": "train_classifier", "run": args.run, "seconds": info["seconds"],
+                             "machine": machine(device)})
 
 
 if __name__ == "__main__":

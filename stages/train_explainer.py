@@ -2,7 +2,8 @@
 class-stratified sample of the train split; masks for the held-out evaluation images in one
 forward pass) and the finetune regime (k per-image steps from it), once per seed of ``seeds``.
 Outputs per seed in --out/seed<k>/ (checkpoint, masks, summary, config, train_ids.csv), curves in
---live/seed<k>/, kept and median area per seed in --metrics. Resumes by epoch and by image."""
+--live/seed<k>/, kept and median area per seed in --metrics, wall times per seed in --timing (outside the
+outputs: they change every run). Resumes by epoch and by image."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from actmatch.explainer.train import Compute
 def main(argv: Sequence[str] | None = None) -> None:
     # not --run: under torchrun (launcher.train_explainer) argparse would read it as an abbreviation of
     # torchrun's own --run-path and refuse it as ambiguous
-    ap = stage_parser(__doc__, "--amortized-run", "--classifier", "--data", "--out", "--live", "--metrics", "--state")
+    ap = stage_parser(__doc__, "--amortized-run", "--classifier", "--data", "--out", "--live", "--metrics", "--state",
+                      "--timing")
     args = ap.parse_args(argv)
     raw = read_params(args.params)
     ex, rt = explainer(raw), runtime(raw)
@@ -38,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     comp = Compute(cp.precision, cp.channels_last)
     comp.module(clf.model)
     ctx = RunContext(Path(args.out), Path(args.live), Path(args.state), Path(args.metrics), comp, cp.loader_workers,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, timing=Path(args.timing), key=args.amortized_run)
     run_amortized(clf, load_dataset(args.data), run, ex.loss(run.preset), run.seeds or rt.seeds, rt.data_seed, ctx)
     distributed.finish(dist_info)
 

@@ -1,6 +1,7 @@
 """DVC stage ``train_vae@<dataset>``: the small VAE whose embedding scores how real SyCE/CyCE's
 generated images look (Fréchet and Jensen–Shannon distances, method.md §8.1), trained on the
-dataset's train split. Weights and settings in --out, the loss curve in --live."""
+dataset's train split. Weights and settings in --out, the loss curve in --live, the wall time in --timing
+(outside --out, which train_syce depends on)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from actmatch.config.compute import runtime
 from actmatch.config.syce import syce
 from actmatch.core.device import resolve_device
 from actmatch.core.figures import training_curves
+from actmatch.core.io import write_json
+from actmatch.core.provenance import machine
 from actmatch.core.stage import run_stage, stage_parser
 from actmatch.data import load_dataset
 from actmatch.classifiers.pixel import pixel_inputs
@@ -24,7 +27,7 @@ from actmatch.syce.vae import train_vae
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = stage_parser(__doc__, "--data", "--out", "--live").parse_args(argv)
+    args = stage_parser(__doc__, "--data", "--out", "--live", "--timing").parse_args(argv)
     raw = read_params(args.params)
     p, rt = syce(raw).vae, runtime(raw)
     ds = load_dataset(args.data)
@@ -39,8 +42,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         vae = train_vae(x, p.latent, p.epochs, p.lr, p.batch_size, rt.seed, on_epoch=on_epoch,
                         progress=not args.no_progress)
         live.log_image("curves.png", training_curves({"vae loss (per image)": losses}, "epoch"))
-    save_vae(args.out, vae.cpu(), p, {"dataset": ds.name, "train_images": len(x), "seed": rt.seed,
-                                      "train_seconds": round(time.perf_counter() - start, 1)})
+    seconds = time.perf_counter() - start
+    save_vae(args.out, vae.cpu(), p, {"dataset": ds.name, "train_images": len(x), "seed": rt.seed})
+    write_json(args.timing, {"stage": "train_vae", "dataset": ds.name, "train_seconds": seconds,
+                             "machine": machine(x.device)})
 
 
 if __name__ == "__main__":

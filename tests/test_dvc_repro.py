@@ -37,7 +37,7 @@ def _metric_files(repo: Path) -> dict[str, bytes]:
     files = [*repo.glob("results/metrics/*.json"), *repo.glob("results/*/*/live/metrics.json"),
              *repo.glob("results/ablations/*/*.json"), *repo.glob("results/ablations/*/*/seed*/per_image.csv"),
              *repo.glob("paper_figures/table2_*"), *repo.glob("paper_figures/fig[123]*"),
-             *repo.glob("results/explainers/*/live/*.json"), *repo.glob("results/metrics/*/per_image.csv")]
+             *repo.glob("results/live/*/*.json"), *repo.glob("results/metrics/*/per_image.csv")]
     return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(files)}
 
 

@@ -55,6 +55,15 @@ def test_stage_library_deps_are_exactly_what_its_script_imports(stages):
                               "run `python tools/sync_deps.py`")
 
 
+def test_preset_params_are_the_presets_each_stage_reads():
+    """A stage reading loss presets declares its own preset and, by name, those its runs' ``base:`` chains
+    pass through (tools/sync_deps.py generates them from params.yaml; tests/test_param_deps.py runs DVC)."""
+    from sync_deps import sync
+
+    stale = [name for name in sync(check=True) if name.endswith("(preset params)")]
+    assert not stale, f"{stale}: run `python tools/sync_deps.py`"
+
+
 def test_the_whole_file_check_is_no_stage_dependency(stages):
     for name, _, deps, _, _ in stages:
         assert "src/actmatch/check.py" not in deps, name

@@ -119,11 +119,14 @@ def _photos_s_per_step(root: Path) -> float | None:
     """The photos per-image run's measured seconds per step on this machine, if it has run."""
     import json
 
-    timing = root / "results/explainers/efficientnet_lite0-photos/per_image/timing.json"
+    import statistics
+
+    timing = root / "results/timing/explain_images/efficientnet_lite0-photos.json"  # the stage's own timing
     if not timing.is_file():
         return None
     steps = load_params(root / "params.yaml").explainer.per_image_runs["efficientnet_lite0-photos"].per_image.steps
-    return json.loads(timing.read_text())["seconds_per_image"] / steps
+    seeds = json.loads(timing.read_text())["seeds"].values()
+    return statistics.median(s["ms_per_image"] for s in seeds) / 1000 / steps
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from actmatch.classifiers import Classifier
 from actmatch.config.explainer import AmortizedParams, ExplainerRun, LossConfig
 from actmatch.core.figures import save_figure, training_curves
 from actmatch.core.io import atomic_dir, write_json
+from actmatch.core.provenance import machine
 from actmatch.core.masks import fill_values
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.outputs import eval_split, seed_dir, train_subset, write_ids, write_masks
@@ -92,10 +93,12 @@ def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
 
 def run_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: LossConfig, train: AmortizedParams,
                 eval_images: int, score: ScoreSettings, seeds: list[int], data_seed: int, out: Path, state: Path,
-                record: dict[str, Any], progress: bool = True, hard_area: float | None = None) -> pd.DataFrame:
-    """Every seed of one variant into ``out/seed<k>/`` (masks, per-image table, curves, config, timing,
-    train ids); returns the per-image table of all seeds (column ``seed``). A kill resumes: finished
-    seeds are read back from their folder (DVC keeps nothing of a failed stage, hence state files)."""
+                record: dict[str, Any], progress: bool = True, hard_area: float | None = None,
+                times: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Every seed of one variant into ``out/seed<k>/`` (masks, per-image table, curves, config, train ids);
+    returns the per-image table of all seeds (column ``seed``); each seed's wall time goes to ``times``
+    (``seed<k>``), never into ``out``. A kill resumes: finished seeds are read back from their folder
+    (DVC keeps nothing of a failed stage, hence state files)."""
     tables = []
     staged = state.parent / f"{state.name}.done"  # finished seeds, outside the DVC output until all are done
     for seed in seeds:
@@ -119,8 +122,10 @@ def run_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Loss
         state.with_name(f"{state.name}-seed{seed}").unlink(missing_ok=True)
         tables.append(pd.read_csv(done, dtype={"id": str}))
     with atomic_dir(out) as tmp:
-        for seed in seeds:
-            shutil.copytree(seed_dir(staged, seed), seed_dir(tmp, seed))
+        for seed in seeds:  # the staged timing.json stays out of `out` (a wall time would change its hash)
+            shutil.copytree(seed_dir(staged, seed), seed_dir(tmp, seed), ignore=shutil.ignore_patterns("timing.json"))
+            if times is not None:
+                times[f"seed{seed}"] = json.loads((seed_dir(staged, seed) / "timing.json").read_text())
     shutil.rmtree(staged, ignore_errors=True)
     return pd.concat(tables, ignore_index=True)
 
@@ -158,7 +163,7 @@ def base_median_area(summary_json: str | Path) -> float:
 
 def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, classifier_dir: str | Path,
            data: str | Path, out: Path, metrics: Path, state: Path, match_area: str | Path | None = None,
-           progress: bool = True) -> dict[str, Any]:
+           progress: bool = True, timing: Path | None = None) -> dict[str, Any]:
     """What the ``ablate`` and ``ablate_matched`` stages do: one variant of the grid of ``classifier`` on
     ``dataset``, every seed, written to ``out`` and summarized to ``metrics``. With ``match_area`` (the
     base variant's metrics file) the area term is a target at the base's median area and the hard masks
@@ -181,6 +186,9 @@ def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, cla
             with atomic_dir(out) as tmp:
                 (tmp / "SKIPPED.txt").write_text(f"not run: {err}\n")
             write_json(metrics, summary)
+            if timing is not None:
+                write_json(timing, {"stage": "ablate_matched", "variant": variant, "machine": machine(), "seeds": {},
+                                    "skipped": str(err)})
             return summary
     run, loss = variant_loss(raw, classifier, dataset, variant, area_target=target)
     clf = load_classifier_dir(classifier_dir)
@@ -190,8 +198,12 @@ def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, cla
     record = {"variant": variant, "overlay": ab.variants[variant], "explainer_run": classifier,
               "classifier": run.classifier, "dataset": run.dataset, "train": ab.train.model_dump(),
               "unet": run.unet.model_dump(), "fill": run.fill, "area_target": target}
+    times: dict[str, Any] = {}
     table = run_variant(clf, load_dataset(data), run, loss, ab.train, ab.eval_images, score, rt.seeds, rt.data_seed,
-                        out, state, record, progress=progress, hard_area=target)
+                        out, state, record, progress=progress, hard_area=target, times=times)
+    if timing is not None:  # wall times per seed, outside `out`
+        write_json(timing, {"stage": "ablate_matched" if match_area else "ablate", "variant": variant,
+                            "machine": machine(next(clf.model.parameters()).device), "seeds": times})
     summary = {**summarize_variant(table, variant, ev.bootstrap, rt.data_seed,
                                    collapse_on="area" if target is None else "area_own"), "area_target": target}
     write_json(metrics, summary)

@@ -1,6 +1,8 @@
 """The evaluate stage's library side (method.md §5-6): load our regimes' masks (every seed), run the
 baselines at the same per-image area, score every method with :func:`score_masks`, time one
-explanation per method, and aggregate over images and seeds.
+explanation per baseline and other framework, and aggregate over images and seeds. Our regimes are
+not timed here: their cost is the explain stages' own timing (:mod:`actmatch.explainer.timing`, read
+by the report), so evaluate neither re-runs a regime to time it nor depends on a file of wall times.
 
 Our regimes come from the explainer stages' folders ``results/explainers/<group>/<regime>/seed<k>/``
 (``masks.npz`` + the resolved ``config.yaml``). The images are those of the ``match_area`` regime; a
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,10 @@ from actmatch.config.evaluate import EvaluateRunConfig
 from actmatch.config.explainer import ExplainerRun, LossConfig
 from actmatch.maps import MapSet, rows_for
 from actmatch.data.store import ImageDataset
-from actmatch.explainer.api import load_explainer
 from actmatch.classifiers.taps import tapped
-from actmatch.explainer.train import explain_per_image
 from actmatch.core.resume import state_key
 from actmatch.core.masks import fill_values
-from actmatch.core.io import atomic_path
+from actmatch.core.io import save_torch
 from actmatch.metrics.aggregate import aggregate_seeds
 from actmatch.metrics.cost import measure
 from actmatch.metrics.fidelity import predict_logits
@@ -115,22 +115,6 @@ class MethodResult:
     preview: np.ndarray | None = None  # uint8 (K, H, W): the soft map of the first K images, for figures
 
 
-def _our_cost_fn(reg: Regime, clf: Classifier) -> Callable[..., Any]:
-    """How one explanation of regime ``reg`` is computed, for timing (a ``_last`` row is timed as its regime)."""
-    name = reg.name.removesuffix("_last")
-    if name == "amortized":
-        net, _ = load_explainer(reg.folder / "explainer.pt", clf)
-        net.to(next(clf.model.parameters()).device)
-        return lambda xi, yi, bi, ai: (torch.sigmoid(net(xi)) > 0.5)
-    init = None
-    steps = reg.run.per_image
-    if name == "finetune":
-        net, _ = load_explainer(reg.folder / "explainer.pt", clf)
-        init, steps = net.state_dict(), reg.run.finetune
-    return lambda xi, yi, bi, ai: explain_per_image(clf, xi, reg.loss, reg.run.unet, steps, reg.run.fill, reg.seed,
-                                                    init_state=init, progress=False)
-
-
 @torch.no_grad()
 def cam_layer(clf: Classifier, x: torch.Tensor) -> str:
     """The layer the CAM baselines read: the classifier's ``cam_layer`` (its last conv layer) when the
@@ -162,8 +146,7 @@ def _cached(path: Path | None, key: str) -> MethodResult | None:
 def _save(path: Path | None, key: str, result: MethodResult) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save({"key": key, "result": result}, tmp)
+        save_torch({"key": key, "result": result}, path)
 
 
 def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, list[Regime]], cfg: EvaluateRunConfig,
@@ -235,15 +218,14 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, list[Regime]]
                                  f"{tuple(x.shape[-2:])}: generated maps must be made at the classifier's input size")
             if src.hard is not None:  # ours: scored at our own hard masks
                 soft, hard = sal, src.hard[rows].to(device)
-                explain_one = _our_cost_fn(src, clf)
+                explain_one = None  # timed by its explain stage (results/timing/), not again here
             else:
                 soft, hard = to_unit(sal), binarize_to_area(sal, areas[sel], cfg.seed)
                 explain_one = (lambda g: lambda xi, yi, bi, ai: g(xi))(src.cost(clf))
         cols, curves = score_masks(clf.model, clf.taps, x[sel], y[sel], soft, hard, baseline[sel], blurred[sel], score,
                                    None if boxes is None else boxes[sel])
         timings = []
-        first_seed = not isinstance(src, Regime) or src is regimes[src.name][0]
-        for i in range(min(cfg.cost_images, len(x)) if first_seed else 0):  # timed once per method
+        for i in range(min(cfg.cost_images, len(x)) if explain_one is not None else 0):  # timed once per method
             one = slice(i, i + 1)
             timings.append(measure(lambda: explain_one(x[one], y[one], baseline[one], areas[one]), device)[1:])
         first = [k for k, j in enumerate(sel.cpu().tolist()) if j < PREVIEW_IMAGES]
@@ -290,5 +272,5 @@ def _tables(results: list[tuple[str, MethodResult]], labels: dict, ylab: dict, c
         c["ms"] += r.cost_ms
         c["mb"] += r.cost_mb
     cost = {n: {"ms_per_explanation": statistics.median(c["ms"]), "peak_mb": max(c["mb"]), "n": len(c["ms"])}
-            for n, c in cost.items()}
+            for n, c in cost.items() if c["ms"]}  # ours: none (their explain stages' timing files)
     return per_image, curves_df, {"settings": settings, "methods": methods}, cost

@@ -44,7 +44,8 @@ def setup(tmp_path_factory):
     stage("download_data")(["--dataset", "mnist", "--out", str(tmp / "data/mnist"), "--cache", str(tmp / "dl"),
                             "--params", str(params)])
     stage("train_classifier")(["--run", "mnist_cnn-mnist", "--data", str(tmp / "data/mnist"), "--out",
-                               str(tmp / "clf"), "--params", str(params), "--no-progress"])
+                               str(tmp / "clf"), "--timing", str(tmp / "clf_timing.json"), "--params", str(params),
+                               "--no-progress"])
     return tmp, params
 
 
@@ -54,7 +55,8 @@ def _argv(name: str, tmp: Path, params: Path, out: str) -> list[str]:
               "--params", str(params), "--no-progress"]
     if name == "train_explainer":
         return common + ["--out", str(tmp / out / "amortized"), "--live", str(tmp / out / "live"),
-                         "--metrics", str(tmp / out / "live.json"), "--state", str(tmp / out / "state")]
+                         "--metrics", str(tmp / out / "live.json"), "--state", str(tmp / out / "state"),
+                         "--timing", str(tmp / out / "timing.json")]
     return common + ["--explainers", str(tmp / "ex"), "--out", str(tmp / out / "metrics"),
                      "--metrics", str(tmp / out / "metrics.json"), "--state", str(tmp / out / "state")]
 
@@ -124,6 +126,7 @@ def test_train_syce_killed_in_its_second_variant_resumes_to_the_same_maps(setup)
     ce_params = tmp / "ce_params.yaml"
     yaml.dump(d, ce_params)
     stage("train_vae")(["--data", str(tmp / "data/mnist"), "--out", str(tmp / "vae"), "--live", str(tmp / "vae_live"),
+                        "--timing", str(tmp / "vae_timing.json"),
                         "--params", str(ce_params), "--no-progress"])
     stage("train_syce")(_ce_argv(tmp, ce_params, "c_whole"))
     state = tmp / "c_cut" / "state"

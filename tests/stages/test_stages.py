@@ -71,8 +71,13 @@ def test_train_classifier_stage(work):
         test_data_stages(work)
     out = tmp / "results/classifiers/mnist_cnn-mnist"
     stage("train_classifier")(["--run", "mnist_cnn-mnist", "--data", str(tmp / "data/mnist"), "--out", str(out),
-                               "--params", params, "--no-progress"])
+                               "--timing", str(tmp / "timing/mnist_cnn-mnist.json"), "--params", params,
+                               "--no-progress"])
     metrics = json.loads((out / "live/metrics.json").read_text())
+    # the wall time goes beside the checkpoint's folder, never into it (every later stage depends on it)
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["config.yaml", "model.pt"]
+    timing = json.loads((tmp / "timing/mnist_cnn-mnist.json").read_text())
+    assert timing["seconds"] > 0 and timing["machine"]["device"] == "cpu" and timing["machine"]["cores"] >= 1
     assert 0.3 < metrics["test_accuracy"] <= 1.0 and metrics["n_test"] == 40  # 1 epoch on 160 digits; chance 0.1
     assert (out / "live/plots/metrics/test/accuracy.tsv").is_file()
     clf = load_classifier_dir(out / "model")
@@ -87,7 +92,7 @@ def test_wrong_dataset_for_run_is_refused(work, capsys):
         test_data_stages(work)
     out = tmp / "results/classifiers/wrong"
     rc = run_stage(stage("train_classifier"), ["--run", "mnist_cnn-mnist", "--data", str(tmp / "data/cluttered_mnist"),
-                                               "--out", str(out), "--params", params], check=check_file)
+                                               "--out", str(out), "--timing", str(out / "t.json"), "--params", params], check=check_file)
     assert rc == 2
     assert "holds 'cluttered_mnist' but run mnist_cnn-mnist trains on 'mnist'" in capsys.readouterr().err
     assert not (out / "model").exists()
@@ -137,11 +142,13 @@ def test_ablate_stage_writes_masks_scores_and_its_resolved_loss(work, tmp_path, 
     argv = ["--classifier", "mnist_cnn-mnist", "--dataset", "mnist", "--variant", "no_tv", "--classifier-dir",
             str(tmp / "results/classifiers/mnist_cnn-mnist/model"), "--data", str(tmp / "data/mnist"), "--out",
             str(out), "--metrics", str(metrics), "--state", str(tmp_path / "state.pt"), "--params", params,
-            "--no-progress"]
+            "--timing", str(tmp_path / "timing/no_tv.json"), "--no-progress"]
     stage("ablate")(argv)
     assert sorted(p.name for p in out.iterdir()) == ["seed0", "seed1"]
     assert sorted(p.name for p in (out / "seed1").iterdir()) == ["config.yaml", "curves.png", "masks.npz",
-                                                                 "per_image.csv", "timing.json", "train_ids.csv"]
+                                                                 "per_image.csv", "train_ids.csv"]
+    timing = json.loads((tmp_path / "timing/no_tv.json").read_text())  # wall times outside the output folder
+    assert set(timing["seeds"]) == {"seed0", "seed1"} and all(s["seconds"] > 0 for s in timing["seeds"].values())
     with np.load(out / "seed0/masks.npz") as z:
         assert z["no_tv_soft"].shape == (4, 28, 28) and z["no_tv_soft"].dtype == np.float32
         assert z["no_tv_hard"].dtype == bool
@@ -193,11 +200,12 @@ def test_train_explainer_under_torchrun_equals_one_process(work, tmp_path):
                str(tmp / "results/classifiers/mnist_cnn-mnist/model"), "--data", str(tmp / "data/mnist"),
                "--out", str(out), "--live", str(tmp_path / f"live{len(launcher)}"),
                "--metrics", str(tmp_path / f"m{len(launcher)}.json"), "--state",
-               str(tmp_path / f"state{len(launcher)}"), "--params", str(params), "--no-progress"]
+               str(tmp_path / f"state{len(launcher)}"), "--timing", str(tmp_path / f"t{len(launcher)}.json"),
+               "--params", str(params), "--no-progress"]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
         assert sorted(p.name for p in (out / "seed0").iterdir()) == ["config.yaml", "explainer.pt", "masks.npz",
-                                                                     "summary.csv", "timing.json", "train_ids.csv"]
+                                                                     "summary.csv", "train_ids.csv"]
         nets[len(launcher)] = torch.load(out / "seed0/explainer.pt", weights_only=True)["state_dict"]
         with np.load(out / "seed0/masks.npz") as z:
             masks[len(launcher)] = z["amortized_soft"].astype(np.float32)

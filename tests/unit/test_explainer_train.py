@@ -171,6 +171,7 @@ def test_a_nan_loss_in_a_per_image_run_names_the_image_and_step(clf, monkeypatch
                             progress=False)
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # no tensor that requires grad turned into a float per step
 def test_lowest_loss_keeps_the_step_with_the_lowest_objective(clf):  # noqa: F811
     """select: lowest_loss returns, per image, whichever mask (a step's, or the final one) had the lowest
     weighted total, so its recomputed loss is never above the final mask's."""

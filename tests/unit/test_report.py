@@ -387,7 +387,7 @@ def _group(results, data, g):
     for seed in (0, 1):
         _regime_seed(results / "explainers" / g / regime / f"seed{seed}", regime, seed)
     if regime == "amortized":
-        live = results / "explainers" / g / "live" / "amortized" / "seed0" / "plots" / "metrics" / "amortized"
+        live = results / "live" / g / "amortized" / "seed0" / "plots" / "metrics" / "amortized"
         live.mkdir(parents=True)
         pd.DataFrame({"step": [0, 1], "loss": [1.0, 0.5]}).to_csv(live / "loss.tsv", sep="\t", index=False)
 
@@ -557,3 +557,20 @@ def test_per_image_table_reports_each_photo_across_seeds():
     t = per_image_table(with_margin, ["ours:a"]).set_index("image")
     assert list(t.columns[:2]) == ["p_x(y)", "margin_x"]
     assert t.loc["cat", "p_x(y)"] == "0.384" and t.loc["cat", "margin_x"] == "0.010" and t.loc["dog", "margin_x"] == "0.850"
+
+
+def test_our_rows_cost_comes_from_the_explain_stages_timing(tmp_path):
+    """Table 1's ms of ours is the median over seeds of the explain stage's own timing (results/timing/),
+    preferred over a cost.json entry; the baselines' ms stay evaluate's (issue 28)."""
+    from actmatch.explainer.timing import write_timing
+
+    results, data = _results_tree(tmp_path)
+    write_timing(results / "timing/train_explainer/mnist_cnn-mnist.json", "train_explainer", "mnist_cnn-mnist", "cpu",
+                 {f"seed{k}": {"amortized_ms_per_image": ms} for k, ms in enumerate((7.0, 9.5, 8.0))})
+    build_report(results, data, tmp_path / "out", examples=2, dpi=40, smoke=True)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in (tmp_path / "out/table1_mnist_cnn-mnist.md").read_text().splitlines() if line.startswith("| ")}
+    header = rows["method"]
+    ms = header.index("ms / expl.")
+    assert rows["ours:amortized"][ms] == "8.0"            # median of 7.0, 9.5, 8.0; cost.json said 1.6
+    assert rows["gradcam"][ms] == "1,234"                  # a baseline: evaluate's cost.json

@@ -22,7 +22,7 @@ from actmatch.classifiers.registry import Classifier, freeze
 from actmatch.classifiers.small import SMALL_TAPS, build_small
 from actmatch.config.classifiers import TrainRunConfig
 from actmatch.data.store import ImageDataset
-from actmatch.core.io import atomic_path
+from actmatch.core.io import save_torch
 
 __all__ = ["train_classifier", "save_trained", "load_trained", "random_shift", "accuracy"]
 
@@ -125,8 +125,7 @@ def save_trained(path: str | Path, model: nn.Module, cfg: TrainRunConfig, info: 
     """Checkpoint that carries its config: architecture, normalization, class names, metrics."""
     ckpt = {"format": "actmatch-classifier-v1", "config": cfg.model_dump(), "state_dict": model.state_dict(),
             "taps": list(SMALL_TAPS[cfg.arch]), "metrics": metrics, **{k: v for k, v in info.items() if k != "seconds"}}
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, path)
 
 
 def load_trained(path: str | Path) -> Classifier:

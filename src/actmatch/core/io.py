@@ -1,4 +1,9 @@
-"""Atomic file and folder writes, so an interrupted stage never leaves half-written outputs."""
+"""Atomic file and folder writes, so an interrupted stage never leaves half-written outputs, and
+byte-stable ones, so the same content gives the same bytes (DVC stops a rerun where nothing changed).
+
+``torch.save`` to a path names the zip archive's inner folder after the file, and an atomic write goes
+through a randomly named temporary file: :func:`save_torch` writes through an open file handle instead,
+so the inner name is always ``archive`` and identical objects give identical files."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_path", "write_json", "write_text"]
+__all__ = ["atomic_dir", "atomic_path", "save_torch", "write_json", "write_text"]
 
 
 @contextlib.contextmanager
@@ -62,3 +67,14 @@ def write_text(dest: str | Path, text: str) -> None:
 def write_json(dest: str | Path, obj: Any) -> None:
     """Write ``obj`` as sorted, indented JSON (byte-stable across reruns)."""
     write_text(dest, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def save_torch(obj: Any, dest: str | Path) -> None:
+    """``torch.save(obj)`` to ``dest`` atomically and byte-stably: through an open file handle (the
+    archive's inner folder is then ``archive``, never the temporary file's random name), so saving
+    the same object twice, to any path, gives the same bytes. Every checkpoint and state file goes
+    through here."""
+    import torch
+
+    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)

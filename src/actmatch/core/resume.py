@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from actmatch.core.io import atomic_path
+from actmatch.core.io import save_torch
 
 __all__ = ["state_key", "load_state", "save_state"]
 
@@ -40,5 +40,4 @@ def load_state(path: Path | None, key: str) -> dict[str, Any] | None:
 def save_state(path: Path | None, state: dict[str, Any]) -> None:
     """Write ``state`` atomically (a kill mid-write leaves the previous state); no-op without a path."""
     if path is not None:
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_torch(state, path)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from actmatch.core.errors import ActmatchError
 from actmatch.core.plugins import load_plugins
+from actmatch.core.provenance import cpu_model
 
 __all__ = ["run_stage", "stage_parser", "lookup", "epoch_logger"]
 
@@ -91,5 +92,6 @@ def _log_time() -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a") as fh:
         fh.write(json.dumps({"stage": stage, "seconds": round(time.time() - started, 2), "end": round(time.time()),
-                             "threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None})
-                 + "\n")
+                             "threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
+                             "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                             else os.cpu_count()}) + "\n")

@@ -20,7 +20,7 @@ from actmatch.classifiers.registry import Classifier
 from actmatch.config.explainer import ExplainerRun, LossConfig
 from actmatch.explainer.unet import UNet
 from actmatch.core.masks import apply_mask, fill_values
-from actmatch.core.io import atomic_path
+from actmatch.core.io import save_torch
 
 __all__ = ["save_explainer", "load_explainer", "masks_for", "summarize"]
 
@@ -32,8 +32,7 @@ def save_explainer(path: str | Path, net: UNet, run: ExplainerRun, loss: LossCon
     """A checkpoint that carries its config: the run, the resolved loss, and the classifier it explains."""
     ckpt = {"format": FORMAT, "state_dict": net.state_dict(), "run": run.model_dump(), "loss": loss.model_dump(),
             "classifier": clf.name, "input_size": clf.input_size, "in_channels": clf.in_channels, **(extra or {})}
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, path)
 
 
 def load_explainer(path: str | Path, clf: Classifier | None = None) -> tuple[UNet, dict[str, Any]]:

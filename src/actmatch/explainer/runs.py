@@ -4,9 +4,11 @@ seed of every regime explains the same evaluation images; the amortized net trai
 class-stratified subset listed in ``train_ids.csv``.
 
 Per seed folder: ``masks.npz`` (float32 soft + bool hard masks per regime; a regime selected on
-``kept`` also stores its last mask as ``<regime>_last``), ``summary.csv``, ``config.yaml``,
-``timing.json``, and for the amortized regime ``explainer.pt`` and ``train_ids.csv``. Training
-curves go to ``<live>/seed<k>/`` (dvclive). Every seed resumes from its own state file.
+``kept`` also stores its last mask as ``<regime>_last``), ``summary.csv``, ``config.yaml``, and for
+the amortized regime ``explainer.pt`` and ``train_ids.csv``: bytes that depend only on the inputs.
+Training curves go to ``<live>/seed<k>/`` (dvclive) and wall times to the run's timing file
+(:mod:`actmatch.explainer.timing`), both outside the output folder. Every seed resumes from its own
+state file.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from actmatch.data.store import ImageDataset
 from actmatch.explainer.api import save_explainer, summarize
 from actmatch.explainer.batched import explain_per_image_batched
 from actmatch.explainer.inputs import load_inputs
+from actmatch.explainer.timing import write_timing
 from actmatch.explainer.outputs import (eval_split, seed_dir, train_subset, write_config, write_ids, write_masks,
                                         write_summary)
 from actmatch.explainer.train import Compute, MaskRun, explain_per_image, predict_masks, train_amortized
@@ -49,6 +52,8 @@ class RunContext:
     loader_workers: int = 0
     per_image_batch: int = 1
     progress: bool = True
+    timing: Path | None = None  # wall times per seed (results/timing/<stage>/<run>.json), outside ``out``
+    key: str = ""  # the run's key in params.yaml (an amortized run's key is its group)
 
 
 def _masks(name: str, res: MaskRun) -> dict[str, torch.Tensor]:
@@ -86,6 +91,7 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
     x = load_inputs(clf, ds.images, idx, device, ctx.loader_workers)
     ids = [str(ds.index["id"].iloc[i]) for i in idx]
     brief: dict[str, Any] = {}
+    times: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         state = ctx.state.with_name(f"{ctx.state.name}-seed{seed}")
         start = time.perf_counter()
@@ -104,11 +110,14 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             t0 = time.perf_counter()
             masks = {"amortized": predict_masks(clf, net, x, loss, run.fill, seed)}
             t_pred = time.perf_counter() - t0
+            t_ft = None
             if run.finetune is not None:
+                t0 = time.perf_counter()
                 masks["finetune"] = explain_per_image(clf, x, loss, run.unet, run.finetune, run.fill, seed,
                                                       init_state=net.state_dict(),
                                                       state_path=state.with_suffix(".finetune"),
                                                       progress=ctx.progress, compute=ctx.compute)
+                t_ft = time.perf_counter() - t0
             frames = _summaries(clf, x, masks, run, ids, ds.labels[idx])
             brief[f"seed{seed}"] = _brief(frames)
             live.summary.update(brief[f"seed{seed}"])
@@ -119,11 +128,14 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             write_masks(tmp / "masks.npz", ids, **{k: v for n, r in masks.items() for k, v in _masks(n, r).items()})
             write_summary(tmp / "summary.csv", frames)
             write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed, data_seed=data_seed)
-            write_json(tmp / "timing.json", {"train_seconds": t_train,
-                                             "amortized_ms_per_image": 1000 * t_pred / len(idx),
-                                             "total_seconds": time.perf_counter() - start, "device": str(device)})
+        times[f"seed{seed}"] = {"train_seconds": t_train, "amortized_ms_per_image": 1000 * t_pred / len(idx),
+                                "finetune_seconds": t_ft, "images": len(idx),
+                                "finetune_ms_per_image": None if t_ft is None else 1000 * t_ft / len(idx),
+                                "total_seconds": time.perf_counter() - start}
     if dist_info.main:
         _write_metrics(ctx, brief)
+        write_timing(ctx.timing, "train_explainer", ctx.key, device, times, run=ctx.key,
+                     regimes=["amortized"] + (["finetune"] if run.finetune is not None else []))
     _clear_states(ctx, seeds, (".amortized", ".finetune"))
 
 
@@ -135,6 +147,7 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
     x = load_inputs(clf, ds.images, idx, device, ctx.loader_workers)
     ids = [str(ds.index["id"].iloc[i]) for i in idx]
     brief: dict[str, Any] = {}
+    times: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         state = ctx.state.with_name(f"{ctx.state.name}-seed{seed}")
         start = time.perf_counter()
@@ -151,8 +164,8 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             write_masks(tmp / "masks.npz", ids, **_masks(run.regime, res))
             write_summary(tmp / "summary.csv", frames)
             write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed, data_seed=data_seed)
-            write_json(tmp / "timing.json", {"seconds": seconds, "seconds_per_image": seconds / len(idx),
-                                             "device": str(device)})
+        times[f"seed{seed}"] = {"seconds": seconds, "images": len(idx), "ms_per_image": 1000 * seconds / len(idx),
+                                "batch": max(1, ctx.per_image_batch)}
         with Live(dir=str(seed_dir(ctx.live, seed)), save_dvc_exp=False, dvcyaml=False) as live:
             for step in range(len(res.curves["total"])):  # mean over images at each step
                 for k, v in res.curves.items():
@@ -162,6 +175,7 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             brief[f"seed{seed}"] = _brief(frames)
             live.summary.update(brief[f"seed{seed}"])
     _write_metrics(ctx, brief)
+    write_timing(ctx.timing, "explain_images", run.group, device, times, regime=run.regime, run=ctx.key)
     _clear_states(ctx, seeds, ("",))
 
 

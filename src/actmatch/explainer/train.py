@@ -153,8 +153,8 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
             area = float(terms["area_hard"][0])
             if steps.select == "smallest_kept" and terms["kept"][0] > 0 and 0 < area and (best is None or area < best[0]):
                 best = (area, p.detach().clone())
-            elif steps.select == "lowest_loss" and (best is None or float(total[0]) < best[0]):
-                best = (float(total[0]), p.detach().clone())
+            elif steps.select == "lowest_loss" and (best is None or float(total[0].detach()) < best[0]):
+                best = (float(total[0].detach()), p.detach().clone())
         with torch.no_grad():
             p = soft_mask(net(xi))
             p_last = p

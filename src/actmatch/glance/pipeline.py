@@ -50,7 +50,7 @@ from actmatch.glance import surrogate as S
 from actmatch.glance.graph import adjacency, edge_scores, learn_graph, shd
 from actmatch.glance.train import SurrogateConfig, TrainedSurrogate, alignment_r2, decode, encode, fidelity, \
     train_surrogate
-from actmatch.core.io import atomic_dir
+from actmatch.core.io import atomic_dir, save_torch
 
 __all__ = ["METHOD", "OUTPUT", "last_spatial_tap",
            "run_glance", "GlanceMaps", "load_glance_maps", "load_surrogate"]
@@ -209,10 +209,12 @@ def run_glance(clf: Classifier, ds: ImageDataset, features: np.ndarray, gp: Glan
             metrics["graph_recovery_drawn_causes"] = _graph_scores(g_set.weights, true_edges)
     record = {"method": METHOD, "classifier": clf.name, "dataset": ds.name, "features": names,
               "surrogate": asdict(cfg), "weights": asdict(w), "graph": gp.graph.model_dump(),
-              "local": gp.local.model_dump(), "seed": seed, "metrics": metrics}
+              "local": gp.local.model_dump(), "seed": seed,  # wall times only in the metrics file, not in `out`
+              "metrics": {k: v for k, v in metrics.items() if k not in ("train_minutes", "graph_seconds",
+                                                                        "ms_per_explanation")}}
     test_ids = np.array([str(i) for i in ds.index["id"].to_numpy()[test_idx]])
     with atomic_dir(out) as tmp:
-        torch.save({"encoder": E.state_dict(), "generator": G.state_dict(), "feat_dim": E.net[0].in_features,
+        save_torch({"encoder": E.state_dict(), "generator": G.state_dict(), "feat_dim": E.net[0].in_features,
                     "aligned": A, "free": sp.free, "width": sp.width, "style_dim": sp.style_dim,
                     "channels": int(x_tr.shape[1]), "size": int(x_tr.shape[-1]), "nodes": nodes, "W": W,
                     "scales": latent.scales, "grid": list(gp.local.grid), "importance_delta": gp.local.importance_delta,

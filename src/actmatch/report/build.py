@@ -2,9 +2,10 @@
 folder, plus ``RESULTS.md`` (every table with its caption), ``headline.md`` (the README's small table)
 and one self-contained ``report.html``; a rerun on the same results writes the same bytes.
 
-Reads ``results/metrics`` (Table 1, curves, cost), ``results/ablations`` (Table 2 and its equal-area
-block, Figure 2, Figure 3), ``results/explainers`` (Figure 1's masks and the training curves from each
-regime's first seed folder; SyCE/CyCE's maps under ``<group>/syce/``, GLANCE's under ``<group>/glance/``),
+Reads ``results/metrics`` (Table 1, curves, the baselines' cost), ``results/timing`` (our regimes' cost,
+from the explain stages), ``results/live`` (training curves), ``results/ablations`` (Table 2 and its equal-area
+block, Figure 2, Figure 3), ``results/explainers`` (Figure 1's masks from each regime's first seed
+folder; SyCE/CyCE's maps under ``<group>/syce/``, GLANCE's under ``<group>/glance/``),
 ``results/syce`` and ``results/glance`` (those frameworks' own metrics) and, because results store masks
 and not pixels, the images themselves from ``data/<dataset>``.
 """
@@ -21,6 +22,7 @@ from PIL import Image
 
 from actmatch.core.figures import curves_plot, save_figure, training_curves
 from actmatch.data import load_dataset
+from actmatch.explainer.timing import our_costs
 from actmatch.report import captions as cap
 from actmatch.report.ablations import ABLATION_COLUMNS, ablation_table, load_ablations, sweeps
 from actmatch.report import examples as read
@@ -72,7 +74,8 @@ def _point(panel: str, name: str, kind: str, m: dict) -> dict:
 def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict, per_image: pd.DataFrame | None,
                    examples: int) -> Section:
     st = metrics["settings"]
-    cost = json.loads((results / "metrics" / g / "cost.json").read_text())["methods"]
+    # ours: the explain stages' own timing (results/timing/); baselines and other frameworks: evaluate's
+    cost = {**json.loads((results / "metrics" / g / "cost.json").read_text())["methods"], **our_costs(results / "timing", g)}
     t1 = main_table(metrics, cost, per_image)
     items: list = [w.table(TableItem(f"table1_{g}", t1, cap.table1_caption(g, metrics),
                                      {k: v for k, v in cap.TABLE1_COLUMNS.items() if k in t1.columns}))]
@@ -103,11 +106,11 @@ def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict,
     maps_file = results / "metrics" / g / "maps.npz"
     if per_image is not None and maps_file.is_file() and not isinstance(ds.images, np.ndarray):  # photo sets
         items += _per_image_items(w, g, st, ds, per_image, maps_file)
-    seed, logs = read.training_logs(results / "explainers" / g / "live" / "amortized")
+    seed, logs = read.training_logs(results / "live" / g / "amortized")
     if logs:
         items.append(w.figure(f"training_{g}", training_curves(logs, "epoch"),
                               f"Training curves of ours:amortized, seed {seed} (the first seed). Source: "
-                              f"`results/explainers/{g}/live/amortized/seed{seed}/`."))
+                              f"`results/live/{g}/amortized/seed{seed}/`."))
     return Section(cap.group_title(st), items)
 
 

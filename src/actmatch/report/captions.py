@@ -41,7 +41,8 @@ TABLE1_COLUMNS: dict[str, str] = {
     "p*": "smallest top-k budget of the soft mask that keeps the label; same cell",
     "pointing": "maximum of the soft map inside the ground-truth box; same cell",
     "IoU": "IoU of the hard mask with the box; same cell",
-    "ms / expl.": "median milliseconds per explanation (`cost.json`)",
+    "ms / expl.": "median milliseconds per explanation (ours: the explain stage's own time, median over seeds, "
+                  "`results/timing/`; a _last row shares its regime's; the others: `cost.json`)",
 }
 TABLE2_COLUMNS: dict[str, str] = {
     "variant": "a loss overlay on the ablated run's preset; the base is the reference row",
@@ -117,7 +118,7 @@ def table1_caption(group: str, metrics: dict) -> str:
     if is_small(st):
         text += f"n = number of photos ({st['n_images']}), tiny: the intervals are wide, read the rows as examples. "
     return text + (f"Source: `results/metrics/{group}.json` (cells), `results/metrics/{group}/per_image.csv` "
-                   f"(p_ratio), `results/metrics/{group}/cost.json` (ms).")
+                   f"(p_ratio), `results/timing/` (ms of ours), `results/metrics/{group}/cost.json` (ms of the others).")
 
 
 def table2_caption(pair: str, variants: dict, base: str, matched: bool = False) -> str:

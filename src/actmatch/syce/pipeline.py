@@ -8,7 +8,8 @@ stop) and explains every test image. Output folder per variant::
 
     generator.pt   the generator's weights and what rebuilds it (kind, widths, classes, size)
     maps.npz       ids, map (N, H, W) float32, x_a and x_st (N, H, W, C) uint8, c, t
-    config.yaml    the resolved settings, the method's name in the tables, timings
+    config.yaml    the resolved settings, the method's name in the tables, the metrics (wall times only in
+                   the stage's metrics file: a time in this folder would rerun evaluate every time)
 
 ``maps.npz`` is what the evaluate stage scores beside our masks (binarized to our area per image).
 A 2-class classifier gets the authors' per-class G_c / D_c ("syce", "cyce"); more classes our
@@ -37,7 +38,7 @@ from actmatch.syce.vae import VAE, embed, frechet_distance, js_distance
 from actmatch.classifiers.registry import Classifier
 from actmatch.config.syce import SyceParams, SyceTrainParams, VAEParams
 from actmatch.data.store import ImageDataset
-from actmatch.core.io import atomic_dir, atomic_path
+from actmatch.core.io import atomic_dir, save_torch
 
 __all__ = ["run_all", "kind_for", "method_name", "train_config", "weights", "run_variant",
            "save_vae", "load_vae", "load_generator", "SyceMaps", "load_maps", "cost_fn"]
@@ -66,6 +67,10 @@ def weights(p: SyceParams) -> SyceWeights:
 
 def _uint8(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+# wall times: in the metrics the stage returns (results/syce/<run>.json), never in the output folder
+WALL_TIMES = ("train_minutes", "ms_per_explanation")
 
 
 def run_variant(variant: str, f: PixelClassifier, num_classes: int, x_train: torch.Tensor, x_val: torch.Tensor,
@@ -98,9 +103,9 @@ def run_variant(variant: str, f: PixelClassifier, num_classes: int, x_train: tor
     record = {"method": method_name(variant, num_classes), "variant": variant, "kind": cfg.kind,
               "num_classes": num_classes, "size": int(x_train.shape[-1]), "channels": int(x_train.shape[1]),
               "train": asdict(cfg), "weights": asdict(weights(ce)), "seed": seed, "train_images": len(x_train),
-              "val_images": len(x_val), "metrics": metrics}
+              "val_images": len(x_val), "metrics": {k: v for k, v in metrics.items() if k not in WALL_TIMES}}
     with atomic_dir(out) as tmp:
-        torch.save({"state_dict": trained.generator.state_dict(), **{k: record[k] for k in
+        save_torch({"state_dict": trained.generator.state_dict(), **{k: record[k] for k in
                     ("kind", "num_classes", "size", "channels", "variant")}, "g_widths": list(cfg.g_widths),
                     "d_widths": list(cfg.d_widths), "dropout": cfg.dropout}, tmp / "generator.pt")
         np.savez_compressed(tmp / "maps.npz", ids=np.array(test_ids), map=res["map"][:, 0].cpu().numpy().astype(np.float32),
@@ -112,7 +117,7 @@ def run_variant(variant: str, f: PixelClassifier, num_classes: int, x_train: tor
 
 def save_vae(out: Path, vae: VAE, p: VAEParams, meta: dict[str, Any]) -> None:
     with atomic_dir(out) as tmp:
-        torch.save({"state_dict": vae.state_dict(), "channels": vae.enc[0].in_channels, "size": vae.side * 4,
+        save_torch({"state_dict": vae.state_dict(), "channels": vae.enc[0].in_channels, "size": vae.side * 4,
                     "latent": p.latent}, tmp / "vae.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump({**p.model_dump(), **meta}, sort_keys=True))
 
