@@ -40,3 +40,24 @@ def test_a_single_label_set_keeps_the_seeded_order():
     order = eval_split(ds, 9, seed=0)
     assert np.array_equal(order, np.random.default_rng(0).permutation(np.arange(9)))
     assert np.array_equal(eval_split(ds, 3, seed=0), order[:3])
+
+
+# ---- convergence marks ----
+def test_a_flat_049_mask_is_not_converged_and_a_settled_decided_one_is():
+    import torch
+
+    from actmatch.explainer.convergence import verdict
+
+    flat = verdict(torch.full((3, 1, 8, 8), 0.49), [10.0] * 880)       # the paper recipe's end state
+    assert flat["undecided"] and not flat["moving"] and not flat["converged"]
+    assert flat["final_bin"] == round(0.49 * 0.51, 6) and flat["objective_change"] == 0.0
+    crisp = torch.zeros(2, 1, 8, 8)
+    crisp[:, :, :2] = 0.98                                               # mean p(1-p) = 0.25 * 0.0196 = 0.0049
+    settled = verdict(crisp, [5.0] * 80 + [4.0] * 20)                    # the last 10 % equal the 10 % before
+    assert settled["converged"] and settled["final_bin"] == round(0.25 * 0.98 * 0.02, 6)
+    # still moving: the last 10 points average 8, the 10 before 10 → a 20 % change (> 5 %)
+    moving = verdict(crisp, [12.0] * 80 + [10.0] * 10 + [8.0] * 10)
+    assert moving["moving"] and not moving["converged"] and moving["objective_change"] == 0.2
+    assert verdict(crisp, [3.0])["objective_change"] is None            # one point: not judged
+    assert verdict(torch.full((1, 1, 2, 2), 0.4), [1.0, 1.0])["undecided"]          # 0.24 >= 0.95 * 0.25
+    assert not verdict(torch.full((1, 1, 2, 2), 0.35), [1.0, 1.0])["undecided"]     # 0.2275 < 0.2375

@@ -7,6 +7,8 @@ Per seed folder: ``masks.npz`` (float32 soft + bool hard masks per regime; a reg
 ``kept`` also stores its last mask as ``<regime>_last``), ``summary.csv``, ``config.yaml``,
 ``timing.json``, and for the amortized regime ``explainer.pt`` and ``train_ids.csv``. Training
 curves go to ``<live>/seed<k>/`` (dvclive). Every seed resumes from its own state file.
+Each seed folder also holds ``convergence.json``: every regime's convergence verdict
+(:mod:`actmatch.explainer.convergence`), which the evaluation reads.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from actmatch.core.stage import epoch_logger
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.api import save_explainer, summarize
 from actmatch.explainer.batched import explain_per_image_batched
+from actmatch.explainer.convergence import verdict
 from actmatch.explainer.inputs import load_inputs
 from actmatch.explainer.outputs import (eval_split, seed_dir, train_subset, write_config, write_ids, write_masks,
                                         write_summary)
@@ -58,6 +61,14 @@ def _masks(name: str, res: MaskRun) -> dict[str, torch.Tensor]:
 def _write_metrics(ctx: RunContext, per_seed: dict[str, dict[str, Any]]) -> None:
     if ctx.metrics is not None:
         write_json(ctx.metrics, per_seed)
+
+
+def _verdicts(masks: dict[str, MaskRun], curves: dict[str, dict[str, list[float]]] | None = None) -> dict[str, dict]:
+    """``convergence.json``: per regime, :func:`~actmatch.explainer.convergence.verdict` of its final masks
+    (the last mask of a selected regime) and its objective's curve (``curves`` overrides a regime's own)."""
+    curves = curves or {}
+    return {name: verdict(res.last if res.last is not None else res.soft,
+                          curves.get(name, res.curves).get("total", [])) for name, res in masks.items()}
 
 
 def _brief(frames: list[pd.DataFrame]) -> dict[str, dict[str, float]]:
@@ -119,6 +130,7 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             write_masks(tmp / "masks.npz", ids, **{k: v for n, r in masks.items() for k, v in _masks(n, r).items()})
             write_summary(tmp / "summary.csv", frames)
             write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed, data_seed=data_seed)
+            write_json(tmp / "convergence.json", _verdicts(masks, {"amortized": curves}))
             write_json(tmp / "timing.json", {"train_seconds": t_train,
                                              "amortized_ms_per_image": 1000 * t_pred / len(idx),
                                              "total_seconds": time.perf_counter() - start, "device": str(device)})
@@ -151,6 +163,7 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             write_masks(tmp / "masks.npz", ids, **_masks(run.regime, res))
             write_summary(tmp / "summary.csv", frames)
             write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed, data_seed=data_seed)
+            write_json(tmp / "convergence.json", _verdicts({run.regime: res}))
             write_json(tmp / "timing.json", {"seconds": seconds, "seconds_per_image": seconds / len(idx),
                                              "device": str(device)})
         with Live(dir=str(seed_dir(ctx.live, seed)), save_dvc_exp=False, dvcyaml=False) as live:
