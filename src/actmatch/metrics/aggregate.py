@@ -147,18 +147,20 @@ def paired_seed_means(per_image: pd.DataFrame, a: str, b: str, metric: str, seed
 def seed_image_bootstrap(per_seed: list[np.ndarray], n_resamples: int = 1000, seed: int = 0,
                          level: float = 0.95) -> tuple[float, float]:
     """A two-level percentile bootstrap of a mean effect whose replicate is the training run: each resample
-    draws the seeds with replacement, then within each drawn seed its images with replacement, and averages
-    the per-seed means. ``per_seed``: one array of per-image values (e.g. differences) per seed. Returns the
-    ``level`` interval; NaN with fewer than two seeds (one run says nothing about a training effect)."""
-    groups = [np.asarray(v, dtype=np.float64)[np.isfinite(v)] for v in per_seed]
+    draws k seeds with replacement from the k, then, independently for each drawn seed, its images with
+    replacement, and averages the drawn seeds' means. ``per_seed``: one array of per-image values (e.g.
+    differences variant − base) per seed; NaN dropped. Returns the ``level`` interval; NaN with fewer than
+    two seeds (one run says nothing about a training effect)."""
+    groups = [np.asarray(v, dtype=np.float64) for v in per_seed]
+    groups = [v[np.isfinite(v)] for v in groups]
     groups = [v for v in groups if len(v)]
-    if len(groups) < 2:
+    k = len(groups)
+    if k < 2:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    stats_ = np.empty(n_resamples)
-    for r in range(n_resamples):
-        picks = rng.integers(0, len(groups), len(groups))
-        stats_[r] = np.mean([groups[k][rng.integers(0, len(groups[k]), len(groups[k]))].mean() for k in picks])
+    picks = rng.integers(0, k, (n_resamples, k))                       # which seed fills each slot
+    means = np.stack([g[rng.integers(0, len(g), (n_resamples, k, len(g)))].mean(-1) for g in groups])  # (k, R, k)
+    stats_ = means[picks, np.arange(n_resamples)[:, None], np.arange(k)[None, :]].mean(1)
     alpha = (1.0 - level) / 2.0
     return float(np.quantile(stats_, alpha)), float(np.quantile(stats_, 1.0 - alpha))
 

@@ -64,19 +64,23 @@ def _kind(name: str, others: set[str]) -> str:
             else "GLANCE" if name == "glance" else "baseline")
 
 
-def _point(panel: str, name: str, kind: str, m: dict) -> dict:
-    return {"panel": panel, "name": name, "kind": kind, **{f"{k}{s}": m[k][f] for k in ("area", "kept")
-                                                          for s, f in (("", "mean"), ("_min", "min"), ("_max", "max"))}}
+def _point(panel: str, name: str, kind: str, m: dict, method: str | None = None) -> dict:
+    """One point of Figure 3: area and kept (over the non-trivial images when the file has them, as Table 1's
+    top-1 kept) with their min–max over seeds."""
+    kept = "kept_nontrivial" if "kept_nontrivial" in m else "kept"
+    return {"panel": panel, "name": name, "kind": kind, "method": method or name,
+            **{f"{k}{s}": m[src][f] for k, src in (("area", "area"), ("kept", kept))
+               for s, f in (("", "mean"), ("_min", "min"), ("_max", "max"))}}
 
 
 def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict, per_image: pd.DataFrame | None,
                    examples: int) -> Section:
     st = metrics["settings"]
     cost = json.loads((results / "metrics" / g / "cost.json").read_text())["methods"]
-    t1 = main_table(metrics, cost, per_image)
+    ds = load_dataset(data / st["dataset"])
+    t1 = main_table(metrics, cost, per_image, class_names=ds.class_names)
     items: list = [w.table(TableItem(f"table1_{g}", t1, cap.table1_caption(g, metrics),
                                      {k: v for k, v in cap.TABLE1_COLUMNS.items() if k in t1.columns}))]
-    ds = load_dataset(data / st["dataset"])
     regime, seed, n_seeds, ex = read.triplet_examples(results / "explainers", g, ds, examples)
     items.append(w.figure(f"fig1_{g}", triplet_figure(ex, f"{st['classifier']} on {st['dataset']}: ours ({regime}), "
                                                           f"seed {seed}"),
@@ -86,19 +90,22 @@ def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict,
     curves = pd.read_csv(results / "metrics" / g / "curves.csv")
     items.append(w.figure(f"curves_{g}", curves_plot(curves, f"{st['classifier']} on {st['dataset']}"),
                           "Mean insertion and deletion curves, p(y) against the fraction of pixels, averaged over "
-                          f"images and seeds. Source: `results/metrics/{g}/curves.csv`."))
+                          f"images and the non-collapsed seeds. Source: `results/metrics/{g}/curves.csv`."))
     if per_image is not None and budgets_of(per_image):
         items.append(w.table(TableItem(
             f"table_preservation_{g}", preservation_table(per_image),
             f"Preservation, {st['classifier']} on {st['dataset']}: per method and budget a, the share of (seed, "
             "image) pairs whose label the top-a pixels of the method's ranking keep (ours: the soft mask; "
-            "baselines: their saliency), and the median p_e(y) / p_x(y); collapsed runs left out. The paper's "
-            f"claim is about a = 2–5 %. Source: `results/metrics/{g}/per_image.csv` (columns kept@a, p_ratio@a).",
+            "baselines: their saliency), and the median p_e(y) / p_x(y); collapsed runs and trivial images (the "
+            "fill alone already gets their label) left out, n counts the non-trivial images. The paper's "
+            f"claim is about a = 2–5 %. Source: `results/metrics/{g}/per_image.csv` (columns kept@a, p_ratio@a, "
+            "trivial).",
             {})))
         items.append(w.figure(f"fig_preservation_{g}", preservation_figure(
             per_image, f"{st['classifier']} on {st['dataset']}: preservation against the pixels kept"),
             "The preservation curve: label kept (left) and median confidence retention (right) against the share "
-            "of pixels kept from the top of each method's ranking; grey band: the paper's 2–5 %. Source: "
+            "of pixels kept from the top of each method's ranking, on the non-trivial images of the non-collapsed "
+            "runs; grey band: the paper's 2–5 %; one fixed colour per method in every figure. Source: "
             f"`results/metrics/{g}/per_image.csv`."))
     maps_file = results / "metrics" / g / "maps.npz"
     if per_image is not None and maps_file.is_file() and not isinstance(ds.images, np.ndarray):  # photo sets
@@ -135,8 +142,10 @@ def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, 
         f"table_per_image_{g}", per_image_table(per_image, methods),
         f"Per image, {st['classifier']} on {st['dataset']}: for our regimes and Extremal Perturbation (its "
         "authors' settings and ours), the hard mask's area and p_e(y) / p_x(y) as the median over seeds "
-        "(min–max), and the seeds whose mask kept the label; the baselines are binarized to the area of our "
-        f"first regime's first seed. Source: `results/metrics/{g}/per_image.csv`.", {}))
+        "(min–max), and the seeds whose mask kept the label; Extremal Perturbation is binarized per seed at the "
+        f"areas of ours:{st['match_area']}. trivial: the classifier gives the photo with every pixel removed (the "
+        "fill alone) the same label, so an empty mask keeps it: a kept label there says nothing. Source: "
+        f"`results/metrics/{g}/per_image.csv`.", {}))
     fig = per_image_figure(images, ids, previews, per_image, ours, other, (0.02, 0.05, 0.10),
                            f"{st['classifier']} on {st['dataset']}: {ours} and {other} per image")
     return [table, w.figure(f"fig_per_image_{g}", fig,
@@ -247,7 +256,7 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
     for g, metrics in groups.items():
         sections.append(_group_section(w, results, data, g, metrics, per_image.get(g), examples))
         others = set(syce_runs.get(g, {}).get("methods", {}))
-        points += [_point(g, m.removeprefix("ours:"), _kind(m, others), v["metrics"])
+        points += [_point(g, m.removeprefix("ours:"), _kind(m, others), v["metrics"], m)
                    for m, v in metrics["methods"].items() if not seeds_all_collapsed(v) and "area" in v["metrics"]
                    and "kept" in v["metrics"]]
     if syce_runs:
@@ -262,18 +271,21 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
     if points:
         sections.append(Section("Area–fidelity trade-off", [w.figure(
             "fig3_tradeoff", tradeoff_figure(pd.DataFrame(points), "area against label kept"),
-            "Figure 3: mean hard-mask area against top-1 kept, means over non-collapsed seeds; error bars: min–max "
-            "over seeds (a single run has none); methods with every seed collapsed are left out. Sources: "
+            "Figure 3: mean hard-mask area against top-1 kept (non-trivial images where the file has them), means "
+            "over non-collapsed seeds; error bars: min–max over seeds (a single run has none); methods with every "
+            "seed collapsed are left out; colour: the method (fixed across figures), marker: its kind. Sources: "
             "`results/metrics/<group>.json`, `results/ablations/<pair>/<variant>.json`.")]))
-    headline = cap.headline_sentences(groups, per_image)
+    names = {g: load_dataset(data / m["settings"]["dataset"]).class_names for g, m in groups.items()}
+    headline = cap.headline_sentences(groups, per_image, names)
     head_md = head_file = ""
     if groups:
         g = next(iter(groups))
         st = groups[g]["settings"]
         table = headline_table(groups[g], per_image.get(g))
         caption = (f"Headline, {st['classifier']} on {st['dataset']} ({st['n_images']} held-out images; n: those a "
-                   "row was scored on, a subset for the per-image regimes): mean ± sd across seeds, no ± for one "
-                   "run; the two baselines with the highest kept. Generated "
+                   "row was scored on, a subset for the per-image regimes): mean ± sd across seeds on one machine, "
+                   "no ± for one run; kept over the non-trivial images (trivial: the share the fill alone already "
+                   "labels y); the two baselines with the highest kept. Generated "
                    f"from `results/metrics/{g}.json`; captions in RESULTS.md.")
         head_md, head_file = headline_markdown(table, caption), headline_markdown(table, caption, smoke)
     (out / "headline.md").write_text(head_file)
