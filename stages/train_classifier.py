@@ -17,6 +17,7 @@ from actmatch.config.classifiers import train_run
 from actmatch.config.compute import runtime
 from actmatch.core.device import resolve_device
 from actmatch.core.io import atomic_dir, write_json
+from actmatch.core.provenance import machine
 from actmatch.core.stage import run_stage, stage_parser
 from actmatch.data import load_dataset
 
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         info = metrics.pop("_info")
         for key, value in metrics.items():
             live.summary[key] = value
+        live.summary["machine"] = machine(device)  # where these numbers came from
     with atomic_dir(out / "model") as tmp:
         save_trained(tmp / "model.pt", model.cpu(), cfg, info, metrics)
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))

@@ -27,6 +27,7 @@ from actmatch.config.explainer import ExplainerRun, LossConfig
 from actmatch.core import distributed
 from actmatch.core.figures import training_curves
 from actmatch.core.io import atomic_dir, write_json
+from actmatch.core.provenance import machine
 from actmatch.core.stage import epoch_logger
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.api import save_explainer, summarize
@@ -135,7 +136,7 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
                                              "amortized_ms_per_image": 1000 * t_pred / len(idx),
                                              "total_seconds": time.perf_counter() - start, "device": str(device)})
     if dist_info.main:
-        _write_metrics(ctx, brief)
+        _write_metrics(ctx, {**brief, "machine": machine(device)})
     _clear_states(ctx, seeds, (".amortized", ".finetune"))
 
 
@@ -174,7 +175,7 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             live.log_image("curves.png", training_curves(res.curves, "step (mean over images)"))
             brief[f"seed{seed}"] = _brief(frames)
             live.summary.update(brief[f"seed{seed}"])
-    _write_metrics(ctx, brief)
+    _write_metrics(ctx, {**brief, "machine": machine(device)})
     _clear_states(ctx, seeds, ("",))
 
 
