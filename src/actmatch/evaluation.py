@@ -301,8 +301,8 @@ def evaluate(clf: Classifier, ds: ImageDataset, regimes: dict[str, list[Regime]]
         results += [(name, r) for r in done]
     if previews is not None:
         previews["ids"] = np.asarray(ids[:PREVIEW_IMAGES])
-        for name, r in results:
-            if r.preview is not None and name not in previews:  # the first seed of each method
+        for name, r in results:  # the first non-collapsed seed of each method (figures leave out what tables do)
+            if r.preview is not None and name not in previews and not is_collapsed(r.cols.get("area", [])):
                 previews[name] = r.preview
     images = pd.DataFrame({"id": ids, "label": ds.labels[idx].tolist(), "y": y.cpu().tolist(),
                            "null_y": null_y.cpu().tolist(), "trivial": (null_y == y).int().cpu().tolist()})

@@ -81,11 +81,13 @@ def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict,
     t1 = main_table(metrics, cost, per_image, class_names=ds.class_names)
     items: list = [w.table(TableItem(f"table1_{g}", t1, cap.table1_caption(g, metrics),
                                      {k: v for k, v in cap.TABLE1_COLUMNS.items() if k in t1.columns}))]
-    regime, seed, n_seeds, ex = read.triplet_examples(results / "explainers", g, ds, examples)
+    dead = {m.removeprefix("ours:"): e.get("collapsed", []) for m, e in metrics["methods"].items()}
+    regime, seed, n_seeds, ex = read.triplet_examples(results / "explainers", g, ds, examples, dead)
     items.append(w.figure(f"fig1_{g}", triplet_figure(ex, f"{st['classifier']} on {st['dataset']}: ours ({regime}), "
                                                           f"seed {seed}"),
                           f"Figure 1: the first {len(ex)} evaluation images, the hard mask of ours:{regime} and the "
-                          f"explanation m ⊙ x, from the first seed (seed {seed} of {n_seeds}); captions: area and "
+                          f"explanation m ⊙ x, from the first non-collapsed seed (seed {seed} of {n_seeds}); "
+                          "captions: area and "
                           "p_x(y) → p_e(y). Source: `results/explainers/" + f"{g}/{regime}/seed{seed}/masks.npz`."))
     curves = pd.read_csv(results / "metrics" / g / "curves.csv")
     items.append(w.figure(f"curves_{g}", curves_plot(curves, f"{st['classifier']} on {st['dataset']}"),
@@ -120,7 +122,7 @@ def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict,
 
 def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, maps_file: Path) -> list:
     """Per photo: the image, our map's top 2 / 5 / 10 %, Extremal Perturbation's top 5 %, p(y) as the area
-    shrinks (issue 19), from the first seed."""
+    shrinks (issue 19), from the first non-collapsed seed."""
     with np.load(maps_file) as z:
         previews = {k: z[k] for k in z.files}
     ours = next((m for m in per_image["method"].unique() if m.startswith("ours:") and m in previews
@@ -149,7 +151,7 @@ def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, 
     fig = per_image_figure(images, ids, previews, per_image, ours, other, (0.02, 0.05, 0.10),
                            f"{st['classifier']} on {st['dataset']}: {ours} and {other} per image")
     return [table, w.figure(f"fig_per_image_{g}", fig,
-                     f"Per image (first seed): what the classifier saw, the top 2, 5 and 10 % of the pixels of "
+                     f"Per image (first non-collapsed seed): what the classifier saw, the top 2, 5 and 10 % of the pixels of "
                      f"{ours}'s soft mask (the rest dimmed), {other}'s top 5 %, and p_e(y) / p_x(y) as the pixels "
                      f"kept shrink. Sources: `results/metrics/{g}/maps.npz`, `results/metrics/{g}/per_image.csv`.")]
 

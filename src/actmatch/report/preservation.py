@@ -151,8 +151,9 @@ def per_image_figure(images: list[np.ndarray], ids: list[str], previews: dict[st
                      title: str) -> plt.Figure:
     """One row per image: the image as the classifier saw it, the top-a pixels of our map at each of
     ``areas`` (the rest dimmed), the same for ``other`` (e.g. Extremal Perturbation) at the middle area, and
-    p_e(y) / p_x(y) against the pixels kept for both (first seed; every budget of the evaluation)."""
+    p_e(y) / p_x(y) against the pixels kept for both (first non-collapsed seed; every budget of the evaluation)."""
     budgets = budgets_of(per_image)
+    live = _live(per_image)  # the first non-collapsed seed's curve
     cols = 1 + len(areas) + (other is not None) + 1
     fig, axes = plt.subplots(len(ids), cols, figsize=(1.9 * cols, 1.9 * len(ids)), squeeze=False)
     mid = areas[len(areas) // 2]
@@ -175,7 +176,7 @@ def per_image_figure(images: list[np.ndarray], ids: list[str], previews: dict[st
         for method, style in ((ours, "-"), (other, "--")):
             if method is None:
                 continue
-            row = per_image[(per_image["method"] == method) & (per_image["id"] == i)].sort_values("seed").head(1)
+            row = live[(live["method"] == method) & (live["id"] == i)].sort_values("seed").head(1)
             if len(row):
                 ax.plot(budgets, [float(row[f"p_ratio@{b:g}"].iloc[0]) for b in budgets], style, marker=".",
                         label=method, color=method_colour(method))
