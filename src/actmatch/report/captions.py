@@ -154,8 +154,9 @@ def table1_caption(group: str, metrics: dict) -> str:
             f"{_references(st)}. Removed pixels: fill `{st['fill']}`. ± is the spread across seeds "
             f"{machine_text(st)}; another machine can move trained explainers further (docs/results.md). ")
     if any("trivial" in e for e in methods.values()):
-        text += ("`top-1 kept` counts only the non-trivial images (those whose label the fill alone does not "
-                 "already get; `trivial` is the share of the others); `kept (all)` counts every image. ")
+        text += ("`trivial` is the share of images whose label the classifier already gives to the fill alone "
+                 "(an empty mask would \"keep\" them); `top-1 kept` counts only the other, non-trivial images, "
+                 "`kept (all)` every image. ")
     if sel:
         text += (f"Selection rule: {', '.join(sel)} keep per image the smallest mask that kept the label (selected "
                  "on the metric `kept` itself, so their kept is optimistic); each is followed by its last mask, "

@@ -243,7 +243,8 @@ def headline_table(metrics: dict, per_image: pd.DataFrame | None, baselines: int
         e = methods[name]
         dead, k = seeds_all_collapsed(e), live_seeds(e)
         n = int(e["metrics"].get("kept", {}).get("n", 0))  # images scored (the per-image regimes: a subset)
-        label = method_label(name, methods) + (" (not converged)" if e.get("not_converged") else "")
+        label = method_label(name, methods) + (f" ({seeds_text(e['not_converged'])} not converged)"
+                                               if e.get("not_converged") else "")
         row: dict[str, object] = {"method": label, "seeds": int(e.get("seeds", 1)), "n": n if n else "–"}
         if "trivial" in e:
             row["trivial"] = _share(e)
