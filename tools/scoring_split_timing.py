@@ -18,6 +18,7 @@ wall times, not results), random soft maps, hard masks at ~5 % of the pixels. Ro
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -56,6 +57,7 @@ def main() -> None:
     cfg = ScoreSettings(batch_size=128, curve_steps=50, perturb_draws=5, max_pieces=16, seed=0, mean=(0.13,),
                         std=(0.31,))
     rows = {}
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # a shared machine: say how loaded
     for arch, (ch, size, classes, wanted) in ARCHS.items():
         model = build_small(arch, ch, size, classes).eval()
         taps = _taps(model, wanted)
@@ -92,6 +94,8 @@ def main() -> None:
         print(arch, {k: round(v, 3) for k, v in med.items()})
     write_json(Path(args.out), {"tool": "tools/scoring_split_timing.py", "machine": machine("cpu"),
                                 "repeats": args.repeats, "seeds": args.seeds, "rows": rows,
+                                "load_average_1min": [load_start, os.getloadavg()[0] if hasattr(os, "getloadavg")
+                                                      else None],
                                 "note": "baseline_old equals old_per_map (one binarization, every metric)"})
 
 
