@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         info = metrics.pop("_info")
         for key, value in metrics.items():
             live.summary[key] = value
+        live.summary["machine"] = machine(device)  # where these numbers came from
     with atomic_dir(out / "model") as tmp:
         save_trained(tmp / "model.pt", model.cpu(), cfg, info, metrics)
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))

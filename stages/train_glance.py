@@ -22,6 +22,7 @@ from actmatch.config.glance import glance
 from actmatch.core.device import resolve_device
 from actmatch.core.figures import training_curves
 from actmatch.core.io import write_json
+from actmatch.core.provenance import machine
 from actmatch.core.stage import epoch_logger, lookup, run_stage, stage_parser
 from actmatch.data import load_dataset
 from actmatch.glance.data import read_features
@@ -35,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     gp, rt = glance(raw), runtime(raw)
     run = lookup(gp.runs, args.run, "glance.runs")
     clf = load_classifier_dir(args.classifier)
-    clf.model.to(resolve_device(rt.device))
+    device = resolve_device(rt.device)
+    clf.model.to(device)
     ds = load_dataset(args.data)
     features = read_features(args.features, ds, list(gp.features))
     state = Path(args.state)
@@ -46,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         live.log_image("curves.png", training_curves(trained.curves, "epoch"))
         for k in ("fidelity", "alignment_r2_mean", "counterfactual_found"):
             live.summary[k] = metrics[k]
-    write_json(Path(args.metrics), {"run": args.run, "classifier": clf.name, "dataset": ds.name, **metrics})
+    write_json(Path(args.metrics), {"run": args.run, "classifier": clf.name, "dataset": ds.name, **metrics,
+                                    "machine": machine(device)})
     state.unlink(missing_ok=True)
 
 

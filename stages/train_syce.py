@@ -18,6 +18,7 @@ from actmatch.config.compute import runtime
 from actmatch.config.syce import syce
 from actmatch.core.device import resolve_device
 from actmatch.core.io import write_json
+from actmatch.core.provenance import machine
 from actmatch.core.stage import lookup, run_stage, stage_parser
 from actmatch.data import load_dataset
 from actmatch.syce.pipeline import load_vae, run_all
@@ -36,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     metrics = run_all(clf, ds, sp, args.run, rt.seed, rt.data_seed, load_vae(args.vae).to(device), Path(args.out),
                       Path(args.live), Path(args.state), progress=not args.no_progress)
     write_json(Path(args.metrics), {"run": args.run, "classifier": clf.name, "dataset": ds.name,
-                                    "num_classes": len(clf.class_names), "methods": metrics})
+                                    "num_classes": len(clf.class_names), "methods": metrics,
+                                    "machine": machine(device)})
 
 
 if __name__ == "__main__":

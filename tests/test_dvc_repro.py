@@ -55,6 +55,7 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     p = yaml.load((work / "params.yaml").read_text())
     p["device"] = "cpu"
     p["seeds"] = [0, 1]
+    p["ablation"]["seeds"] = [0, 1]
     p["datasets"]["mnist"]["limit"] = 200
     p["datasets"]["photos"]["names"] = ["coffee"]
     p["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
@@ -148,39 +149,51 @@ def test_repro_end_to_end_then_nothing_then_only_the_changed_run(repo):
     assert len(train_ids) == 64 and train_ids["label"].nunique() == 10  # a stratified sample, never the first 64
     photos = pd.read_csv(repo / "results/explainers/efficientnet_lite0-photos/per_image/seed0/summary.csv")
     assert list(photos["id"]) == ["coffee"] and photos.loc[0, "class_name"] == "espresso"
-    m = json.loads((repo / "results/metrics/mnist_cnn-mnist.json").read_text())["methods"]
+    mj = json.loads((repo / "results/metrics/mnist_cnn-mnist.json").read_text())
+    m, refs = mj["methods"], mj["settings"]["reference_seeds"]   # the amortized seeds the baselines are binarized at
     assert set(m) == {"ours:amortized", "ours:finetune", "ours:per_image", "ours:per_image_last",
                       "ours:per_image_paper", "gradcam", "gradcam_pp", "integrated_gradients", "occlusion", "rise",
                       "extremal", "random", "centre", "syce_10class", "cyce_10class", "glance"}
-    assert m["ours:amortized"]["seeds"] == 2 and m["gradcam"]["seeds"] == 1
+    assert m["ours:amortized"]["seeds"] == 2 and set(refs) <= {0, 1}
+    assert m["gradcam"]["seeds"] == max(1, len(refs)) and m["ours:amortized"]["collapsed"] == \
+        sorted(int(k) for k in mj["settings"]["skipped_reference_seeds"])
     assert m["ours:per_image"]["selected_on_kept"] and not m["ours:per_image_last"]["selected_on_kept"]
     per_image = pd.read_csv(repo / "results/metrics/mnist_cnn-mnist/per_image.csv", dtype={"id": str})
-    ref = per_image[(per_image.method == "ours:amortized") & (per_image.seed == 0)].set_index("id")["area"]
-    for other in ("glance", "syce_10class", "gradcam"):  # binarized to the first seed's area, image by image
-        got = per_image[per_image.method == other].set_index("id")["area"]
-        np.testing.assert_allclose(got, ref.loc[got.index], atol=1 / 784)
+    assert {"null_y", "trivial"} <= set(per_image.columns)
+    for s in refs:  # binarized at each live seed's areas, image by image
+        ref = per_image[(per_image.method == "ours:amortized") & (per_image.seed == s)].set_index("id")["area"]
+        for other in ("glance", "syce_10class", "gradcam"):
+            got = per_image[(per_image.method == other) & (per_image.seed == s)].set_index("id")["area"]
+            np.testing.assert_allclose(got, ref.loc[got.index], atol=1 / 784)
     glance = json.loads((repo / "results/glance/mnist_cnn-morpho_mnist.json").read_text())
     assert glance["graph_recovery"]["variables"] == ["intensity", "slant", "thickness"] and glance["n_test"] == 40
     assert 0 <= glance["fidelity"] <= 1 and len(glance["alignment_r2"]) == 7
-    binary = json.loads((repo / "results/metrics/lenet-mnist_3v8.json").read_text())["methods"]
-    assert {"syce", "cyce", "ours:amortized"} <= set(binary) and binary["cyce"]["seeds"] == 1
+    bj = json.loads((repo / "results/metrics/lenet-mnist_3v8.json").read_text())
+    binary = bj["methods"]
+    assert {"syce", "cyce", "ours:amortized"} <= set(binary)
+    assert binary["cyce"]["seeds"] == max(1, len(bj["settings"]["reference_seeds"]))
     ce = json.loads((repo / "results/syce/lenet-mnist_3v8.json").read_text())
     assert ce["num_classes"] == 2 and set(ce["methods"]) == {"syce", "cyce"}
     assert 0 <= ce["methods"]["syce"]["flip"] <= 1 and ce["methods"]["cyce"]["fd_adv"] >= 0
     maps = np.load(repo / "results/explainers/mnist_cnn-mnist/syce/cyce/maps.npz")
     assert maps["map"].shape == (40, 28, 28) and maps["x_a"].dtype == np.uint8
     # every method scored on every image (a collapsed run's numbers are left out of the aggregates, not the table)
-    assert (per_image.method == "gradcam").sum() == 8 and (per_image.method == "ours:per_image").sum() == 2 * 2
+    assert (per_image.method == "gradcam").sum() == 8 * max(1, len(refs))
+    assert (per_image.method == "ours:per_image").sum() == 2 * 2
     assert m["gradcam"]["metrics"]["kept"]["n"] in (0, 8) and m["ours:per_image"]["metrics"]["kept"]["n"] in (0, 2)
-    clutter = json.loads((repo / "results/metrics/small_resnet-cluttered_mnist.json").read_text())["methods"]
+    cj = json.loads((repo / "results/metrics/small_resnet-cluttered_mnist.json").read_text())
+    clutter = cj["methods"]
     clutter_rows = pd.read_csv(repo / "results/metrics/small_resnet-cluttered_mnist/per_image.csv")
     rise = clutter_rows[clutter_rows.method == "rise"]
     assert "pointing" in clutter["rise"]["metrics"] and "pointing" not in m["rise"]["metrics"]
-    assert len(rise) == 6 and rise["pointing"].between(0, 1).all()   # ranked by the soft map: defined even if
-    # the binarized masks collapsed (then the aggregate is left empty, the per-image value is kept)
+    assert len(rise) == 6 * max(1, len(cj["settings"]["reference_seeds"])) and rise["pointing"].between(0, 1).all()
+    # pointing is ranked by the soft map: defined even if the binarized masks collapsed (then the aggregate
+    # is left empty, the per-image value is kept)
     per_image = pd.read_csv(repo / "results/metrics/efficientnet_lite0-photos/per_image.csv")
-    # per_image (2 seeds) + per_image_paper (its one seed) + 8 baselines
-    assert set(per_image["id"]) == {"coffee"} and len(per_image) == 2 + 1 + 8
+    photo_refs = json.loads((repo / "results/metrics/efficientnet_lite0-photos.json").read_text())["settings"][
+        "reference_seeds"]
+    # per_image (2 seeds) + per_image_paper (its one seed) + 8 baselines at each live per_image seed
+    assert set(per_image["id"]) == {"coffee"} and len(per_image) == 2 + 1 + 8 * max(1, len(photo_refs))
 
     ablation = json.loads((repo / "results/ablations/mnist_cnn-mnist-mnist/no_tv.json").read_text())
     assert ablation["variant"] == "no_tv" and ablation["n"] == 6 and ablation["seeds"] == 2

@@ -32,10 +32,10 @@ from actmatch.core.masks import fill_values
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.outputs import eval_split, seed_dir, train_subset, write_ids, write_masks
 from actmatch.explainer.train import predict_masks, train_amortized
-from actmatch.metrics.aggregate import aggregate_seeds
+from actmatch.metrics.aggregate import aggregate_seeds, collapse_direction
 from actmatch.metrics.curves import pixel_ranks, top_fraction_masks
-from actmatch.metrics.fidelity import predict_logits
-from actmatch.metrics.suite import ScoreSettings, score_masks
+from actmatch.metrics.fidelity import null_prediction, predict_logits
+from actmatch.metrics.suite import ScoreSettings, metric_columns, score_masks
 
 __all__ = ["ABLATION_METRICS", "ablate", "binarize", "score_variant", "run_variant", "summarize_variant", "base_median_area"]
 
@@ -60,7 +60,8 @@ def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
                   progress: bool = True, hard_area: float | None = None
                   ) -> tuple[list[str], torch.Tensor, pd.DataFrame, dict[str, list[float]], np.ndarray]:
     """Train the variant with ``seed`` and score it. Returns the evaluation ids, the soft masks
-    ``(N, 1, H, W)`` (CPU), the per-image table (``id, label, y`` + every metric), the training curves
+    ``(N, 1, H, W)`` (CPU), the per-image table (``id, label, y, null_y, trivial`` + every metric; ``null_y``
+    the classifier's top-1 on the fill alone, ``trivial`` = null_y == y), the training curves
     and the training rows. Training resumes by epoch from ``state_path``. With ``hard_area`` the hard
     masks are the top ``hard_area`` of each soft mask (:func:`binarize`) and the table also has
     ``area_own``, the area of ``soft > 0.5``."""
@@ -79,6 +80,7 @@ def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
         baseline = fill_values(x, run.fill, clf.mean, clf.std)
         blurred = fill_values(x, "blur", clf.mean, clf.std, blur_sigma=clf.input_size / 10.0)
         y = predict_logits(clf.model, x, score.batch_size).argmax(1)
+        null_y = null_prediction(clf.model, baseline, score.batch_size)  # the explanation of an empty mask
         boxes = None
         if ds.boxes is not None:
             scale = clf.input_size / ds.images[idx[0]].shape[0]
@@ -87,7 +89,8 @@ def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
                               boxes)
     if hard_area is not None:
         cols["area_own"] = (soft > 0.5).float().mean(dim=(1, 2, 3)).numpy().astype(np.float64)
-    table = pd.DataFrame({"id": ids, "label": ds.labels[idx], "y": y.cpu().numpy(), **cols})
+    table = pd.DataFrame({"id": ids, "label": ds.labels[idx], "y": y.cpu().numpy(), "null_y": null_y.cpu().numpy(),
+                          "trivial": (null_y == y).int().cpu().numpy(), **cols})
     return ids, soft, table, curves, tr
 
 
@@ -133,20 +136,28 @@ def run_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Loss
 def summarize_variant(table: pd.DataFrame, variant: str, n_resamples: int, seed: int,
                       collapse_on: str = "area") -> dict[str, Any]:
     """The variant's DVC metrics: per metric the across-seed mean, sd, min–max and the per-image 95 %
-    interval (non-collapsed seeds only), the seeds run and the collapsed ones, and per-seed means.
-    A seed collapsed when its ``collapse_on`` column does (:func:`~actmatch.metrics.aggregate.is_collapsed`): ``area_own`` for a
-    matched row, whose ``area`` is the target by construction and so cannot show a collapse."""
-    metrics = [c for c in table.columns if c not in ("id", "label", "y", "seed")]
+    interval (non-collapsed seeds only), the seeds run and the collapsed ones with their direction
+    (``empty``, ``full``, ``mixed``), the classes collapsed within a seed, the share of trivial images, and
+    per-seed means. Image columns (:data:`~actmatch.metrics.fidelity.IMAGE_COLUMNS`: p_x, margin_x, null_y,
+    trivial, …) are properties of the images, not metrics, and are left out of ``metrics``. A seed collapsed
+    when its ``collapse_on`` column does (:func:`~actmatch.metrics.aggregate.is_collapsed`): ``area_own`` for
+    a matched row, whose ``area`` is the target by construction and so cannot show a collapse."""
+    metrics = metric_columns(table.columns)
     entry = aggregate_seeds(table.assign(method=variant), metrics, n_resamples, seed, collapse_on)[variant]
     seeds, dead, metrics_out = sorted(int(s) for s in table["seed"].unique()), entry["collapsed"], entry["metrics"]
     per_seed = {int(s): {"mean_area": float(g["area"].mean()), "median_area": float(g["area"].median()),
-                         "kept": float(g["kept"].mean()), "collapsed": int(s) in dead}
+                         "kept": float(g["kept"].mean()), "collapsed": int(s) in dead,
+                         "direction": collapse_direction(g[collapse_on].to_numpy()) if int(s) in dead else None}
                 for s, g in table.groupby("seed")}
     if collapse_on != "area":
         for s, g in table.groupby("seed"):
             per_seed[int(s)][f"mean_{collapse_on}"] = float(g[collapse_on].mean())
-    return {"variant": variant, "n": int(table["id"].nunique()), "seeds": len(seeds),
-            "collapsed": dead, "metrics": metrics_out, "per_seed": per_seed}
+    out = {"variant": variant, "n": int(table["id"].nunique()), "seeds": len(seeds),
+           "collapsed": dead, "collapsed_direction": entry["collapsed_direction"],
+           "class_collapsed": entry["class_collapsed"], "metrics": metrics_out, "per_seed": per_seed}
+    if "trivial" in entry:
+        out["trivial"] = entry["trivial"]
+    return out
 
 
 def base_median_area(summary_json: str | Path) -> float:
@@ -176,12 +187,13 @@ def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, cla
     from actmatch.data import load_dataset
 
     ab, ev, rt = ablation(raw), score_defaults(raw), runtime(raw)
+    seeds = ab.seeds if ab.seeds is not None else rt.seeds  # ablation.seeds, else the top-level seeds
     target = None
     if match_area:
         try:
             target = base_median_area(match_area)
         except ValueError as err:  # the base collapsed: there is no area to match; say so, compute nothing
-            summary = {"variant": variant, "skipped": str(err), "area_target": None, "seeds": len(rt.seeds),
+            summary = {"variant": variant, "skipped": str(err), "area_target": None, "seeds": len(seeds),
                        "collapsed": [], "metrics": {}, "per_seed": {}, "n": 0}
             with atomic_dir(out) as tmp:
                 (tmp / "SKIPPED.txt").write_text(f"not run: {err}\n")
@@ -192,19 +204,21 @@ def ablate(raw: dict[str, Any], classifier: str, dataset: str, variant: str, cla
             return summary
     run, loss = variant_loss(raw, classifier, dataset, variant, area_target=target)
     clf = load_classifier_dir(classifier_dir)
-    clf.model.to(resolve_device(rt.device))
+    device = resolve_device(rt.device)
+    clf.model.to(device)
     score = ScoreSettings(ev.batch_size, ev.curve_steps, ev.perturb_draws, tuple(ev.budgets), ev.max_pieces,
                           rt.data_seed, mean=tuple(clf.mean), std=tuple(clf.std))
     record = {"variant": variant, "overlay": ab.variants[variant], "explainer_run": classifier,
               "classifier": run.classifier, "dataset": run.dataset, "train": ab.train.model_dump(),
               "unet": run.unet.model_dump(), "fill": run.fill, "area_target": target}
     times: dict[str, Any] = {}
-    table = run_variant(clf, load_dataset(data), run, loss, ab.train, ab.eval_images, score, rt.seeds, rt.data_seed,
+    table = run_variant(clf, load_dataset(data), run, loss, ab.train, ab.eval_images, score, seeds, rt.data_seed,
                         out, state, record, progress=progress, hard_area=target, times=times)
     if timing is not None:  # wall times per seed, outside `out`
         write_json(timing, {"stage": "ablate_matched" if match_area else "ablate", "variant": variant,
                             "machine": machine(next(clf.model.parameters()).device), "seeds": times})
     summary = {**summarize_variant(table, variant, ev.bootstrap, rt.data_seed,
-                                   collapse_on="area" if target is None else "area_own"), "area_target": target}
+                                   collapse_on="area" if target is None else "area_own"), "area_target": target,
+               "seed_list": seeds, "machine": machine(device)}
     write_json(metrics, summary)
     return summary

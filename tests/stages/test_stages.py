@@ -36,6 +36,7 @@ def work(tmp_path_factory):
     d["train_classifier"]["defaults"].update(epochs=1, batch_size=64)
     d["device"] = "cpu"
     d["seeds"] = [0]
+    d["ablation"]["seeds"] = [0]
     tmp = tmp_path_factory.mktemp("stages")
     buf = tmp / "params.yaml"
     YAML(typ="safe", pure=True).dump(d, buf)
@@ -126,6 +127,7 @@ def _ablation_params(work, tmp_path) -> str:
     d["ablation"]["variants"] = {"base": {}, "no_tv": {"weights": {"tv": 0}}}
     d["report"]["sweep_image"] = 0
     d["seeds"] = [0, 1]
+    d["ablation"]["seeds"] = [0, 1]
     d["ablation"]["matched"] = []
     d["evaluate"]["defaults"].update(curve_steps=4, perturb_draws=1, bootstrap=100, budgets=[0.5, 0.1])
     path = tmp_path / "params.yaml"

@@ -15,7 +15,7 @@ import yaml
 from actmatch.ablation import summarize_variant
 from actmatch.core.figures import save_figure
 from actmatch.data.store import write_array_dataset
-from actmatch.report.ablations import Variant, ablation_table, holm, sweeps
+from actmatch.report.ablations import Variant, ablation_table, sweeps
 from actmatch.report.build import build_report
 from actmatch.report.page import SMOKE_BANNER, FigureItem, Section, TableItem, html_page
 from actmatch.report.paper import Example, sweep_figure, tradeoff_figure, triplet_figure
@@ -30,7 +30,15 @@ def _s(mean, lo, hi, n, sd=0.0, mn=None, mx=None):
 
 
 def _m(seeds=1, collapsed=(), selected=False, **metrics):
-    return {"seeds": seeds, "collapsed": list(collapsed), "selected_on_kept": selected, "metrics": metrics}
+    """A method's entry; its claim (what the headline reads) is its kept and area over the live seeds."""
+    live = [s for s in range(seeds) if s not in collapsed]
+    claim = {"seeds": live, "n": 2 * len(live), "left_out": {"seeds_collapsed": list(collapsed), "classes": [],
+                                                               "seeds_not_converged": [], "trivial_pairs": 0}}
+    for k in ("kept", "area"):
+        if k in metrics:
+            claim.update({k: metrics[k]["mean"], f"{k}_min": metrics[k]["min"], f"{k}_max": metrics[k]["max"]})
+    return {"seeds": seeds, "collapsed": list(collapsed), "selected_on_kept": selected, "metrics": metrics,
+            "claim": claim}
 
 
 SETTINGS = {"classifier": "mnist_cnn-mnist", "dataset": "mnist", "match_area": "amortized", "match_area_seed": 0,
@@ -148,53 +156,44 @@ def _variant(name: str, target=None) -> Variant:
                    {"classifier": "mnist_cnn-mnist", "dataset": "mnist", "loss": loss})
 
 
-def test_holm_step_down_by_hand():
-    adj = holm([0.0625, NAN, 0.1875, 0.125])
-    assert adj[0] == pytest.approx(3 * 0.0625) and np.isnan(adj[1])
-    assert adj[2] == pytest.approx(0.25) and adj[3] == pytest.approx(0.25)  # 2·0.125 carried forward to 0.1875
-    assert holm([0.01, 0.04])[1] == pytest.approx(0.04) and holm([0.6, 0.7]).max() == 1.0
-
-
-def test_ablation_table_paired_over_seeds_wilcoxon_holm_and_collapse():
+def test_ablation_table_pairs_seeds_and_names_the_collapse_direction():
     variants = {n: _variant(n) for n in ("base", "area_20", "area_500", "tv_5", "no_act", "area_1500")}
     t = ablation_table(variants, "base", ("kept", "area"))
-    assert list(t.columns) == ["variant", "seeds", "collapsed", "n", "kept", "Δ kept", "p_Holm kept", "area",
-                               "Δ area", "p_Holm area"]
+    assert list(t.columns) == ["variant", "seeds", "collapsed", "paired seeds", "n", "kept", "Δ kept", "sign kept",
+                               "area", "Δ area", "sign area"]
+    assert not any(c.startswith("p_") for c in t.columns)   # no test that treats images as replicates
     r = t.set_index("variant")
     assert list(r.index) == ["base", "area_1500", "area_20", "area_500", "no_act", "tv_5"]
-    assert r.loc["base"][["seeds", "collapsed", "n", "area", "Δ area"]].tolist() == [2, 0, 5, "0.310 ± 0.014", "–"]
-    assert np.isnan(r.loc["base", "p_Holm area"])
-    # area_20: seed means 0.33 and 0.37; per-seed Δ 0.03 and 0.05; averaged diffs all positive: exact p = 2/32,
-    # area_500: T− = 1: p = 4/32; tv_5: T− = 2: p = 6/32; Holm over these three:
-    # 3·p1, max(that, 2·p2), max(…, p3)
-    assert r.loc["area_20", "area"] == "0.350 ± 0.028" and r.loc["area_20", "Δ area"] == "+0.040 ± 0.014"
-    assert r.loc["area_500", "Δ area"] == "+0.026 ± 0.000" and r.loc["tv_5", "Δ area"] == "+0.022 ± 0.000"
-    assert r.loc["area_20", "p_Holm area"] == pytest.approx(0.1875)
-    assert r.loc["area_500", "p_Holm area"] == pytest.approx(0.25)
-    assert r.loc["tv_5", "p_Holm area"] == pytest.approx(0.25)
-    # no_act: seed 1 collapsed, so one paired seed: Δ without spread and no p-value
-    assert r.loc["no_act"][["seeds", "collapsed", "area", "Δ area"]].tolist() == [2, 1, "0.330", "+0.030"]
-    assert np.isnan(r.loc["no_act", "p_Holm area"])
+    assert r.loc["base"][["seeds", "collapsed", "paired seeds", "n", "area", "Δ area", "sign area"]].tolist() == \
+        [2, 0, "0, 1", 5, "0.310 ± 0.014", "–", "–"]
+    # area_20: seed means 0.33 and 0.37; per-seed Δ 0.03 and 0.05, both positive
+    assert r.loc["area_20", "area"] == "0.350 ± 0.028" and r.loc["area_20", "sign area"] == "2/2"
+    delta = r.loc["area_20", "Δ area"]
+    assert delta.startswith("+0.040 ± 0.014 [")
+    lo, hi = (float(v) for v in delta.split("[")[1].rstrip("]").split(","))
+    assert 0.01 < lo < 0.04 < hi < 0.07        # seeds, then images, resampled: within the per-image range
+    assert r.loc["area_500", "Δ area"].startswith("+0.026 ± 0.000") and r.loc["tv_5", "sign area"] == "2/2"
+    # no_act: seed 1 collapsed (full), so one paired seed: its value and Δ over seed 0 only, no interval
+    assert r.loc["no_act"][["seeds", "collapsed", "paired seeds", "area", "Δ area", "sign area"]].tolist() == \
+        [2, "1 (seed 1 full)", "0", "0.330", "+0.030", "1/1"]
     dead = r.loc["area_1500"]
-    assert (dead["collapsed"], dead["area"], dead["kept"], dead["Δ area"]) == (2, "collapsed", "collapsed", "–")
-    assert np.isnan(dead["p_Holm area"])
-    # kept is identical everywhere: Δ zero, no test
-    assert r.loc["area_20", "Δ kept"] == "+0.000 ± 0.000" and t["p_Holm kept"].isna().all()
+    assert (dead["collapsed"], dead["area"], dead["kept"], dead["Δ area"], dead["sign area"]) == \
+        ("2 (seed 0 empty, seed 1 empty)", "collapsed (empty)", "collapsed (empty)", "–", "–")
+    assert r.loc["area_20", "Δ kept"] == "+0.000 ± 0.000 [+0.000, +0.000]"   # kept identical everywhere
     with pytest.raises(KeyError, match="base variant 'nope'"):
         ablation_table(variants, "nope", ("kept",))
 
 
-def test_ablation_table_one_seed_gives_no_p_and_matched_block_has_its_target():
+def test_ablation_table_one_seed_gives_no_interval_and_matched_block_has_its_target():
     one = {n: _variant(n) for n in ("base", "area_20")}
     for v in one.values():
         v.per_image = v.per_image[v.per_image["seed"] == 0]
         v.summary = json.loads(json.dumps(summarize_variant(v.per_image, v.name, 50, 0)))
     r = ablation_table(one, "base", ("area",)).set_index("variant")
-    assert r.loc["area_20", "Δ area"] == "+0.030" and np.isnan(r.loc["area_20", "p_Holm area"])
+    assert r.loc["area_20", "Δ area"] == "+0.030" and r.loc["area_20", "sign area"] == "1/1"
     block = {"base": _variant("base"), "area_20": _variant("area_20", target=0.3)}
     r = ablation_table(block, "base", ("area",), area_target=True).set_index("variant")
     assert r["area target"].tolist() == ["–", "0.300"]
-    assert r.loc["area_20", "p_Holm area"] == pytest.approx(0.0625)  # one variant: Holm leaves p as it is
 
 
 def test_markdown_and_latex_render_every_row():
@@ -467,19 +466,21 @@ def test_build_report_writes_every_file_in_reading_order_and_is_byte_stable(tmp_
                                                "efficientnet_lite0 on photos (n = number of photos, 6: tiny)")]
     assert order == sorted(order) and page.index(SMOKE_BANNER) < order[0]
     # the headline is phrased from the numbers: amortized kept 0.93 at area 0.040 meets the 2–5 % reading
-    assert "ours:amortized keeps the label on 93 % (seeds 91 %–95 %) at a mean area of 4.0 %, median p_ratio 0.70" \
-        in page
-    assert "met by ours:amortized on mnist_cnn-mnist, ours:finetune on mnist_cnn-mnist, ours:amortized on " \
-           "lenet-mnist_3v8, ours:finetune on lenet-mnist_3v8, ours:finetune on efficientnet_lite0-photos." in page
+    assert "ours:amortized keeps the label on 93 % (seeds 91 %–95 %) of the non-trivial images at a mean area of " \
+           "4.0 %, median p_ratio 0.70" in page
+    # every generated sentence keeps the row's selection label
+    assert "met by ours:amortized on mnist_cnn-mnist, ours:finetune (selected on kept) on mnist_cnn-mnist, " \
+           "ours:amortized on lenet-mnist_3v8, ours:finetune (selected on kept) on lenet-mnist_3v8, ours:finetune " \
+           "(selected on kept) on efficientnet_lite0-photos." in page
     assert "On mnist_cnn-mnist / mnist (n = 200 held-out images): ours:amortized keeps" in results_md
-    assert "ours:per_image: all 3 seeds collapsed" in results_md
+    assert "ours:per_image (selected on kept): all 3 seeds collapsed" in results_md
     # RESULTS.md: the banner first, every table with its caption and columns
     assert results_md.startswith(f"> **{SMOKE_BANNER}**")
     for text in ("### table1_mnist_cnn-mnist\n\nTable 1, mnist_cnn-mnist on mnist: one row per method, n = 200",
                  "Selection rule: ours:finetune, ours:per_image keep per image the smallest mask",
                  "### table2_mnist_cnn-mnist-mnist\n\nTable 2, mnist_cnn-mnist on mnist:",
-                 "seeds 0, 1 per variant", "Holm-corrected across the variants tested",
-                 "Collapsed (every seed): area_1500: no Δ, no p.", "### table2_mnist_cnn-mnist-mnist_matched",
+                 "2 training seeds per variant (0, 1)", "No p-value",
+                 "Collapsed (every seed): area_1500 (empty): no Δ.", "### table2_mnist_cnn-mnist-mnist_matched",
                  "Table 2 (equal area)", "### table_syce", "- **p_ratio med.**:", "### table_glance",
                  "CF median \\|δ\\|",
                  "Source: `results/metrics/mnist_cnn-mnist.json`", "| area_20 ", "![fig1_mnist_cnn-mnist]"):
@@ -491,7 +492,7 @@ def test_build_report_writes_every_file_in_reading_order_and_is_byte_stable(tmp_
     assert len(lines) <= 12 and lines[0] == f"> **{SMOKE_BANNER}**" and lines[2].startswith("Headline, mnist_cnn")
     assert lines[6].startswith("| ours:amortized ") and "| 0.93 ± 0.02 " in lines[6] and "gradcam" in lines[-1]
     matched = (out / "table2_mnist_cnn-mnist-mnist_matched.md").read_text()
-    assert "| area target " in matched and "| 0.300 " in matched and "0.0625" in matched
+    assert "| area target " in matched and "| 0.300 " in matched and "| sign area " in matched
     head_row, base_row = matched.splitlines()[0], matched.splitlines()[2]
     assert "| area_own " in head_row and base_row.startswith("| base ") and "| 0.300 " in base_row  # matched base
     assert "| 0.410 ± 0.014 " in base_row  # its area_own: base's 0.310 ± 0.014 + 0.1

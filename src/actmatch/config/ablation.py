@@ -21,7 +21,8 @@ class AblationParams(Strict):
     fill and preset the grid reuses; each variant trains its own amortized U-Net with ``train`` and is
     scored on ``eval_images`` held-out images. ``{}``: the preset itself; ``preset: <name>`` swaps the
     preset a variant overlays. ``matched``: variants run a second time with the area term as a target
-    at the base variant's median area (Table 2's equal-area rows)."""
+    at the base variant's median area (Table 2's equal-area rows). ``seeds``: each variant's training seeds
+    (the replicates of Table 2's effects; absent: the top-level ``seeds``)."""
 
     classifiers: list[str] = Field(min_length=1)
     datasets: list[str] = Field(min_length=1)
@@ -30,6 +31,7 @@ class AblationParams(Strict):
     eval_images: int = Field(ge=2)
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
     matched: list[str] = Field(default_factory=list)
+    seeds: list[int] | None = None  # the training seeds of every variant; None: the top-level ``seeds``
 
     @field_validator("variants")
     @classmethod
@@ -43,6 +45,13 @@ class AblationParams(Strict):
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
         return unique(v)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 0):
+            raise ValueError(f"ablation.seeds: a non-empty list of ints >= 0, got {v}")
+        return None if v is None else unique(v, "ablation.seeds")
 
 
 def ablation(data: dict[str, Any]) -> AblationParams:

@@ -19,7 +19,7 @@ Setting = int | float
 class EvaluateDefaults(Strict):
     """How the evaluate stage scores every method (method.md §5-6)."""
 
-    match_area: str  # the regime whose per-image hard-mask area (first seed) every baseline is binarized to
+    match_area: str  # the regime whose per-image hard-mask areas (per seed) every baseline is binarized at
     max_images: int | None = Field(default=None, ge=1)  # first N images of match_area's set (None: all)
     batch_size: int = Field(ge=1)
     curve_steps: int = Field(ge=2)

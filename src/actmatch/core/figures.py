@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,7 +11,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-__all__ = ["curves_plot", "training_curves", "save_figure"]
+__all__ = ["curves_plot", "training_curves", "save_figure", "method_colour", "METHOD_COLOURS"]
+
+# One fixed colour per method across every figure (issue 27). Known methods get a hand-picked entry of
+# matplotlib's tab20 (a regime's last-mask row the light shade of its regime); any other name a stable
+# colour of tab20b from a CRC32 of the name (never the order a figure happens to draw it in).
+_TAB20 = matplotlib.colormaps["tab20"].colors
+_TAB20B = matplotlib.colormaps["tab20b"].colors
+METHOD_COLOURS: dict[str, tuple[float, ...] | str] = {
+    "ours:amortized": _TAB20[6], "ours:finetune": _TAB20[0], "ours:finetune_last": _TAB20[1],
+    "ours:per_image": _TAB20[4], "ours:per_image_last": _TAB20[5], "ours:per_image_paper": _TAB20[8],
+    "integrated_gradients": _TAB20[2], "occlusion": _TAB20[10], "extremal": _TAB20[12],
+    "extremal_authors": _TAB20[13], "rise": _TAB20[16], "gradcam": _TAB20[18], "gradcam_pp": _TAB20[19],
+    "random": _TAB20[14], "centre": _TAB20[15], "syce": _TAB20[3], "cyce": _TAB20[11], "syce_10class": _TAB20[9],
+    "cyce_10class": _TAB20[17], "glance": "black",
+}
+
+
+def method_colour(name: str) -> tuple[float, ...] | str:
+    """The colour of ``name`` in every figure: :data:`METHOD_COLOURS`, else a stable hash into tab20b."""
+    if name in METHOD_COLOURS:
+        return METHOD_COLOURS[name]
+    return _TAB20B[zlib.crc32(name.encode()) % len(_TAB20B)]
 
 # PNG and PDF with no volatile metadata, so a rerun writes the same bytes (matplotlib would stamp
 # its version into both and the creation date into the PDF)
@@ -25,11 +48,12 @@ def save_figure(fig: plt.Figure, *paths, dpi: int = 110) -> None:
 
 
 def curves_plot(curves: pd.DataFrame, title: str) -> plt.Figure:
-    """Mean insertion and deletion curves per method (columns method, fraction, insertion, deletion)."""
+    """Mean insertion and deletion curves per method (columns method, fraction, insertion, deletion), each
+    method in its fixed colour (:func:`method_colour`), the legend outside the panels."""
     long = curves.melt(id_vars=["method", "fraction"], value_vars=["insertion", "deletion"], var_name="curve",
                        value_name="p(y)")
     grid = sns.relplot(data=long, x="fraction", y="p(y)", hue="method", col="curve", kind="line", height=3.2,
-                       aspect=1.1, linewidth=1.2)
+                       aspect=1.1, linewidth=1.2, palette={m: method_colour(m) for m in long["method"].unique()})
     grid.set_axis_labels("fraction of pixels inserted / deleted", "p(y)")
     grid.figure.suptitle(title, y=1.02, fontsize=10)
     return grid.figure

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["stratified_sample"]
+__all__ = ["stratified_sample", "class_interleaved"]
 
 
 def stratified_sample(indices: np.ndarray, labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
@@ -39,3 +39,21 @@ def stratified_sample(indices: np.ndarray, labels: np.ndarray, n: int | None, se
         take[np.argmax(take)] -= 1
     picked = [rng.permutation(indices[y == c])[:k] for c, k in zip(classes, take)]
     return rng.permutation(np.concatenate(picked))
+
+
+def class_interleaved(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """All of ``indices`` in a seeded order whose every prefix is class-stratified: a seeded random
+    permutation, then stably sorted by each row's rank within its class, so the first images are one of
+    each class (in the order the classes first appear), then a second of each, and so on. The first ``n``
+    hold ⌈n / k⌉ or ⌊n / k⌋ of each of k classes while every class has rows left (2 per class for 20
+    digits, at least one per class whenever n ≥ k), and a shorter prefix is a subset of a longer one, so a
+    regime explaining fewer images explains a subset of another's (the evaluation pairs them by id).
+    ``labels`` is indexed by row. Returns int64 row indices, shape ``(len(indices),)``."""
+    perm = np.random.default_rng(seed).permutation(np.asarray(indices, dtype=np.int64))
+    y = np.asarray(labels)[perm]
+    rank = np.zeros(len(perm), dtype=np.int64)
+    seen: dict = {}
+    for j, c in enumerate(y.tolist()):
+        rank[j] = seen.get(c, 0)
+        seen[c] = rank[j] + 1
+    return perm[np.argsort(rank, kind="stable")]

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from actmatch.config.explainer import ExplainerRun, LossConfig
-from actmatch.core.sampling import stratified_sample
+from actmatch.core.sampling import class_interleaved, stratified_sample
 
 __all__ = ["write_masks", "write_config", "write_summary", "write_ids", "eval_split", "train_subset", "seed_dir"]
 
@@ -22,11 +22,14 @@ def seed_dir(root: Path, seed: int) -> Path:
 
 
 def eval_split(ds, n: int, seed: int, per_class: int | None = None) -> np.ndarray:
-    """The evaluation images: ``n`` test images in a seeded random order (storage order is sorted
-    by class in some sets), the same for every method; their ids are listed in every output.
-    With ``per_class`` only the first ``per_class`` of each label in that order are kept (then at
-    most ``n``), so a smaller per-class set is a subset of a larger one with the same seed."""
-    idx = np.random.default_rng(seed).permutation(ds.split_indices("test"))
+    """The evaluation images: the first ``n`` test images of a seeded, class-interleaved order
+    (:func:`~actmatch.core.sampling.class_interleaved`: one image of each class, then a second of each, …;
+    issue 27), the same for every method; their ids are listed in every output. So 20 digits are 2 of each
+    class, every class is present whenever n ≥ the number of classes, and a smaller set is a subset of a
+    larger one with the same seed. A set with one label only (the photos: all unlabelled, -1) keeps the seeded
+    random order. With ``per_class`` only the first ``per_class`` of each label are kept (then at most
+    ``n``)."""
+    idx = class_interleaved(ds.split_indices("test"), ds.labels, seed)
     if per_class is not None:
         labels = np.asarray(ds.labels)[idx]
         rank = np.zeros(len(idx), dtype=int)

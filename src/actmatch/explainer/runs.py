@@ -8,7 +8,8 @@ Per seed folder: ``masks.npz`` (float32 soft + bool hard masks per regime; a reg
 the amortized regime ``explainer.pt`` and ``train_ids.csv``: bytes that depend only on the inputs.
 Training curves go to ``<live>/seed<k>/`` (dvclive) and wall times to the run's timing file
 (:mod:`actmatch.explainer.timing`), both outside the output folder. Every seed resumes from its own
-state file.
+state file. Each seed folder also holds ``convergence.json``: every regime's convergence verdict
+(:mod:`actmatch.explainer.convergence`), which the evaluation reads.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from actmatch.config.explainer import ExplainerRun, LossConfig
 from actmatch.core import distributed
 from actmatch.core.figures import training_curves
 from actmatch.core.io import atomic_dir, write_json
+from actmatch.core.provenance import machine
 from actmatch.core.stage import epoch_logger
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.api import save_explainer, summarize
 from actmatch.explainer.batched import explain_per_image_batched
+from actmatch.explainer.convergence import verdict
 from actmatch.explainer.inputs import load_inputs
 from actmatch.explainer.timing import write_timing
 from actmatch.explainer.outputs import (eval_split, seed_dir, train_subset, write_config, write_ids, write_masks,
@@ -63,6 +66,14 @@ def _masks(name: str, res: MaskRun) -> dict[str, torch.Tensor]:
 def _write_metrics(ctx: RunContext, per_seed: dict[str, dict[str, Any]]) -> None:
     if ctx.metrics is not None:
         write_json(ctx.metrics, per_seed)
+
+
+def _verdicts(masks: dict[str, MaskRun], curves: dict[str, dict[str, list[float]]] | None = None) -> dict[str, dict]:
+    """``convergence.json``: per regime, :func:`~actmatch.explainer.convergence.verdict` of its final masks
+    (the last mask of a selected regime) and its objective's curve (``curves`` overrides a regime's own)."""
+    curves = curves or {}
+    return {name: verdict(res.last if res.last is not None else res.soft,
+                          curves.get(name, res.curves).get("total", [])) for name, res in masks.items()}
 
 
 def _brief(frames: list[pd.DataFrame]) -> dict[str, dict[str, float]]:
@@ -128,12 +139,13 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             write_masks(tmp / "masks.npz", ids, **{k: v for n, r in masks.items() for k, v in _masks(n, r).items()})
             write_summary(tmp / "summary.csv", frames)
             write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed, data_seed=data_seed)
+            write_json(tmp / "convergence.json", _verdicts(masks, {"amortized": curves}))
         times[f"seed{seed}"] = {"train_seconds": t_train, "amortized_ms_per_image": 1000 * t_pred / len(idx),
                                 "finetune_seconds": t_ft, "images": len(idx),
                                 "finetune_ms_per_image": None if t_ft is None else 1000 * t_ft / len(idx),
                                 "total_seconds": time.perf_counter() - start}
     if dist_info.main:
-        _write_metrics(ctx, brief)
+        _write_metrics(ctx, {**brief, "machine": machine(device)})
         write_timing(ctx.timing, "train_explainer", ctx.key, device, times, run=ctx.key,
                      regimes=["amortized"] + (["finetune"] if run.finetune is not None else []))
     _clear_states(ctx, seeds, (".amortized", ".finetune"))
@@ -164,6 +176,7 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             write_masks(tmp / "masks.npz", ids, **_masks(run.regime, res))
             write_summary(tmp / "summary.csv", frames)
             write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed, data_seed=data_seed)
+            write_json(tmp / "convergence.json", _verdicts({run.regime: res}))
         times[f"seed{seed}"] = {"seconds": seconds, "images": len(idx), "ms_per_image": 1000 * seconds / len(idx),
                                 "batch": max(1, ctx.per_image_batch)}
         with Live(dir=str(seed_dir(ctx.live, seed)), save_dvc_exp=False, dvcyaml=False) as live:
@@ -174,7 +187,7 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             live.log_image("curves.png", training_curves(res.curves, "step (mean over images)"))
             brief[f"seed{seed}"] = _brief(frames)
             live.summary.update(brief[f"seed{seed}"])
-    _write_metrics(ctx, brief)
+    _write_metrics(ctx, {**brief, "machine": machine(device)})
     write_timing(ctx.timing, "explain_images", run.group, device, times, regime=run.regime, run=ctx.key)
     _clear_states(ctx, seeds, ("",))
 

@@ -54,11 +54,13 @@ def minimal_budget(model: Model, x: torch.Tensor, ranks: torch.Tensor, baseline:
 
 
 def preservation(model: Model, x: torch.Tensor, ranks: torch.Tensor, baseline: torch.Tensor, y: torch.Tensor,
-                 budgets: Sequence[float] = BUDGETS, batch_size: int = 256) -> dict[str, torch.Tensor]:
+                 budgets: Sequence[float] = BUDGETS, batch_size: int = 256,
+                 zx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per budget b: ``kept@b`` (1.0 when the top-b pixels of the ranking keep ``y``) and ``p_ratio@b``
     (p_e(y) / p_x(y)), each ``(B,)``, and ``p_star`` (as :func:`minimal_budget`), from one forward pass
-    per budget."""
-    px = predict_logits(model, x, batch_size).softmax(1).gather(1, y[:, None])[:, 0]
+    per budget. ``zx``: x's logits when already computed."""
+    zx = predict_logits(model, x, batch_size) if zx is None else zx
+    px = zx.softmax(1).gather(1, y[:, None])[:, 0]
     out: dict[str, torch.Tensor] = {}
     best = torch.ones(len(x), dtype=x.dtype, device=x.device)
     for b in budgets:

@@ -6,11 +6,14 @@ non-collapsed seeds ± sd, min–max, per-image 95 % interval) and per seed ``<v
 ``matched/<variant>/seed<k>/``) were trained with the area term as a target at the base's median area
 and binarized at exactly that area (``area_own``: their own soft > 0.5 area).
 
-The test of a variant against the base, per metric: the seeds both have non-collapsed are paired
-(seed k with seed k); per image, the differences variant − base are averaged over those seeds; a
-two-sided Wilcoxon signed-rank test (scipy) over images of those averages; Holm's correction across
-the variants tested. With fewer than two paired seeds there is no p-value: a test over one training
-run's images says nothing about the loss variant, only about that run.
+A variant against the base, per metric (issue 27: the replicate of a loss-term effect is the training
+run, not the image): the seeds both have non-collapsed are paired (seed k with seed k); per paired seed
+Δ_k = the variant's mean minus the base's over the images both have; the table shows the mean of the
+Δ_k ± their sd, a 95 % interval from a two-level bootstrap (seeds with replacement, then images with
+replacement within each drawn seed: :func:`~actmatch.metrics.aggregate.seed_image_bootstrap`; none with
+fewer than two paired seeds), and ``sign``, how many paired seeds agree with the sign of the mean. No
+p-value: a test over images would treat the images of a few runs as independent replicates of the loss
+variant. The variant's value beside Δ is over the same paired seeds.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
 
-from actmatch.report.tables import COLLAPSED, spread_cell
+from actmatch.metrics.aggregate import seed_image_bootstrap
+from actmatch.report.tables import collapse_label, collapsed_cell, notes_cell, spread_cell
 
-__all__ = ["ABLATION_COLUMNS", "Variant", "load_ablations", "paired", "holm", "ablation_table", "sweeps"]
+__all__ = ["ABLATION_COLUMNS", "Variant", "load_ablations", "paired", "seed_effect", "ablation_table", "sweeps"]
 
 # the metrics Table 2 shows (every metric is in the summaries and per_image.csv)
 ABLATION_COLUMNS: tuple[str, ...] = ("kept", "p_ratio", "area", "flip", "act_sim", "insertion_auc", "deletion_auc")
@@ -109,12 +112,12 @@ def load_ablations(folder: Path, grid: dict[str, tuple[list[str], list[str]]] | 
     return out
 
 
-def paired(var: Variant, base: Variant, metric: str) -> tuple[list[int], np.ndarray, pd.Series]:
+def paired(var: Variant, base: Variant, metric: str) -> tuple[list[int], np.ndarray, list[np.ndarray]]:
     """The seeds both have non-collapsed, the per-seed mean differences variant − base over the images
-    both have (one per paired seed), and per image the difference averaged over those seeds."""
+    both have (one per paired seed), and per paired seed the per-image differences."""
     seeds = sorted(set(var.live) & set(base.live))
     if not seeds or metric not in var.per_image or metric not in base.per_image:
-        return seeds, np.array([]), pd.Series(dtype=float)
+        return seeds, np.array([]), []
 
     def wide(v: Variant) -> pd.DataFrame:
         d = v.per_image[v.per_image["seed"].isin(seeds)]
@@ -123,76 +126,78 @@ def paired(var: Variant, base: Variant, metric: str) -> tuple[list[int], np.ndar
     a, b = wide(var), wide(base)
     ids = a.index.intersection(b.index)
     diff = a.loc[ids, seeds] - b.loc[ids, seeds]
-    return seeds, diff.mean(axis=0).to_numpy(), diff.mean(axis=1).dropna()
+    return seeds, diff.mean(axis=0).to_numpy(), [diff[s].to_numpy() for s in seeds]
 
 
-def wilcoxon_p(diffs: np.ndarray, seeds: int) -> float:
-    """Two-sided Wilcoxon signed-rank p over images; NaN with fewer than two paired seeds, fewer than
-    two images or no nonzero difference."""
-    d = np.asarray(diffs, dtype=np.float64)
+def seed_effect(per_seed: np.ndarray, per_image: list[np.ndarray], n_resamples: int = 1000,
+                seed: int = 0) -> dict[str, float | int]:
+    """Δ over paired seeds: ``mean`` and ``sd`` of the per-seed differences, the two-level bootstrap
+    interval ``lo``/``hi`` (NaN with one seed), ``agree`` (seeds whose Δ has the mean's sign) of ``k``."""
+    d = np.asarray(per_seed, dtype=np.float64)
     d = d[np.isfinite(d)]
-    if seeds < 2 or len(d) < 2 or np.all(d == 0):
-        return float("nan")
-    return float(stats.wilcoxon(d).pvalue)
+    if not len(d):
+        return {"mean": float("nan"), "sd": float("nan"), "lo": float("nan"), "hi": float("nan"), "agree": 0, "k": 0}
+    mean = float(d.mean())
+    lo, hi = seed_image_bootstrap(per_image, n_resamples, seed)
+    return {"mean": mean, "sd": float(d.std(ddof=1)) if len(d) > 1 else float("nan"), "lo": lo, "hi": hi,
+            "agree": int(np.sum(np.sign(d) == np.sign(mean))), "k": int(len(d))}
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment of the finite p-values (NaN stays NaN): the i-th smallest of m becomes
-    max over j ≤ i of min(1, (m − j + 1) · p_(j))."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    out = np.full_like(p, np.nan)
-    idx = np.flatnonzero(np.isfinite(p))
-    idx = idx[np.argsort(p[idx], kind="stable")]
-    running = 0.0
-    for rank, i in enumerate(idx):
-        running = max(running, min(1.0, (len(idx) - rank) * p[i]))
-        out[i] = running
-    return out
+def _value(v: Variant, metric: str, seeds: list[int]) -> tuple[float, float]:
+    """The variant's value over ``seeds``: the mean of the per-seed means over images, and their sd."""
+    d = v.per_image[v.per_image["seed"].isin(seeds)]
+    if metric not in d or d.empty:
+        return float("nan"), float("nan")
+    by_seed = d.groupby("seed")[metric].mean().to_numpy(np.float64)
+    by_seed = by_seed[np.isfinite(by_seed)]
+    if not len(by_seed):
+        return float("nan"), float("nan")
+    return float(by_seed.mean()), float(by_seed.std(ddof=1)) if len(by_seed) > 1 else float("nan")
+
+
+def _delta_cell(e: dict) -> str:
+    if not np.isfinite(e["mean"]):
+        return "–"
+    out = spread_cell(e["mean"], e["sd"], e["k"], DIGITS, sign=True)
+    return out + (f" [{e['lo']:+.{DIGITS}f}, {e['hi']:+.{DIGITS}f}]" if np.isfinite(e["lo"]) else "")
 
 
 def ablation_table(variants: dict[str, Variant], base: str, metrics: Sequence[str] = ABLATION_COLUMNS,
-                   area_target: bool = False) -> pd.DataFrame:
-    """Table 2: the base first, then the variants by name. Per metric: the variant's value (mean over
-    non-collapsed seeds ± sd across them), Δ = variant − base (mean ± sd over the paired seeds of the
-    per-seed differences) and p_Holm (Wilcoxon over images of the seed-averaged differences, Holm
-    across the variants with a p for that metric). Collapsed variants: "collapsed", no Δ, no p."""
+                   area_target: bool = False, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Table 2: the base first, then the variants by name. Per variant: seeds run, the collapsed ones with
+    their direction, the seeds paired with the base; per metric the variant's value over the paired seeds
+    (the base: over its non-collapsed seeds), ``Δ`` = mean ± sd over the paired seeds of the per-seed
+    differences with the two-level bootstrap interval, and ``sign`` = paired seeds agreeing with the sign
+    of the mean Δ (e.g. ``2/3``). A variant with every seed collapsed shows ``collapsed (<direction>)``;
+    ``notes`` names classes that collapsed within a seed."""
     if base not in variants:
         raise KeyError(f"base variant {base!r} has no results; found {sorted(variants)}")
     ref = variants[base]
     names = [base] + sorted(k for k in variants if k != base)
-    rows, raw = [], {m: [] for m in metrics}
+    rows = []
     for name in names:
         v = variants[name]
-        row: dict[str, object] = {"variant": name, "seeds": len(v.seeds), "collapsed": len(v.seeds) - len(v.live),
+        seeds = list(v.live) if name == base else sorted(set(v.live) & set(ref.live))
+        row: dict[str, object] = {"variant": name, "seeds": len(v.seeds), "collapsed": collapsed_cell(v.summary),
+                                  "paired seeds": ", ".join(map(str, seeds)) or "–",
                                   "n": int(v.summary.get("n", v.per_image["id"].nunique()))}
         if area_target:
             t = v.summary.get("area_target")
             row["area target"] = f"{t:.3f}" if t is not None else "–"
+        gone = collapse_label(v.summary) if v.all_collapsed else ""
         for m in metrics:
-            s = v.summary.get("metrics", {}).get(m)
-            row[m] = COLLAPSED if v.all_collapsed else "–" if s is None else spread_cell(s["mean"], s["sd"],
-                                                                                          len(v.live), DIGITS)
-            delta, p = "–", float("nan")
-            if name != base and not v.all_collapsed:
-                seeds, per_seed, per_image = paired(v, ref, m)
-                if len(per_seed) and np.isfinite(per_seed).any():
-                    fin = per_seed[np.isfinite(per_seed)]
-                    delta = spread_cell(float(fin.mean()), float(fin.std(ddof=1)) if len(fin) > 1 else float("nan"),
-                                        len(fin), DIGITS, sign=True)
-                p = wilcoxon_p(per_image.to_numpy(), len(seeds))
-            row[f"Δ {m}"] = delta
-            raw[m].append(p)
+            mean, sd = _value(v, m, seeds)
+            row[m] = gone or ("–" if m not in v.per_image else spread_cell(mean, sd, len(seeds), DIGITS))
+            row[f"Δ {m}"], row[f"sign {m}"] = "–", "–"
+            if name != base and not gone:
+                _, per_seed, per_image = paired(v, ref, m)
+                e = seed_effect(per_seed, per_image, n_resamples, seed)
+                row[f"Δ {m}"] = _delta_cell(e)
+                row[f"sign {m}"] = f"{e['agree']}/{e['k']}" if e["k"] else "–"
+        row["notes"] = notes_cell(v.summary)
         rows.append(row)
-    for m in metrics:
-        adj = holm(raw[m])
-        for row, q in zip(rows, adj):
-            row[f"p_Holm {m}"] = q
-    cols = list(rows[0].keys())
-    order = [c for c in cols if c not in {f"p_Holm {m}" for m in metrics}]
-    for m in metrics:  # value, Δ, p next to each other
-        i = order.index(f"Δ {m}") + 1
-        order.insert(i, f"p_Holm {m}")
-    return pd.DataFrame(rows)[order]
+    df = pd.DataFrame(rows)
+    return df.drop(columns="notes") if not df["notes"].astype(bool).any() else df
 
 
 def sweeps(variants: dict[str, Variant | dict], base: str) -> dict[str, list[tuple[float, str]]]:

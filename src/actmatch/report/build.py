@@ -66,9 +66,13 @@ def _kind(name: str, others: set[str]) -> str:
             else "GLANCE" if name == "glance" else "baseline")
 
 
-def _point(panel: str, name: str, kind: str, m: dict) -> dict:
-    return {"panel": panel, "name": name, "kind": kind, **{f"{k}{s}": m[k][f] for k in ("area", "kept")
-                                                          for s, f in (("", "mean"), ("_min", "min"), ("_max", "max"))}}
+def _point(panel: str, name: str, kind: str, m: dict, method: str | None = None) -> dict:
+    """One point of Figure 3: area and kept with their min–max over seeds; a method's kept over the non-trivial
+    images when the file has them (Table 1's top-1 kept), a variant's over every image (Table 2's kept)."""
+    kept = "kept_nontrivial" if "kept_nontrivial" in m and kind != "variant" else "kept"
+    return {"panel": panel, "name": name, "kind": kind, "method": method or name,
+            **{f"{k}{s}": m[src][f] for k, src in (("area", "area"), ("kept", kept))
+               for s, f in (("", "mean"), ("_min", "min"), ("_max", "max"))}}
 
 
 def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict, per_image: pd.DataFrame | None,
@@ -76,32 +80,37 @@ def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict,
     st = metrics["settings"]
     # ours: the explain stages' own timing (results/timing/); baselines and other frameworks: evaluate's
     cost = {**json.loads((results / "metrics" / g / "cost.json").read_text())["methods"], **our_costs(results / "timing", g)}
-    t1 = main_table(metrics, cost, per_image)
+    ds = load_dataset(data / st["dataset"])
+    t1 = main_table(metrics, cost, per_image, class_names=ds.class_names)
     items: list = [w.table(TableItem(f"table1_{g}", t1, cap.table1_caption(g, metrics),
                                      {k: v for k, v in cap.TABLE1_COLUMNS.items() if k in t1.columns}))]
-    ds = load_dataset(data / st["dataset"])
-    regime, seed, n_seeds, ex = read.triplet_examples(results / "explainers", g, ds, examples)
+    dead = {m.removeprefix("ours:"): e.get("collapsed", []) for m, e in metrics["methods"].items()}
+    regime, seed, n_seeds, ex = read.triplet_examples(results / "explainers", g, ds, examples, dead)
     items.append(w.figure(f"fig1_{g}", triplet_figure(ex, f"{st['classifier']} on {st['dataset']}: ours ({regime}), "
                                                           f"seed {seed}"),
                           f"Figure 1: the first {len(ex)} evaluation images, the hard mask of ours:{regime} and the "
-                          f"explanation m ⊙ x, from the first seed (seed {seed} of {n_seeds}); captions: area and "
+                          f"explanation m ⊙ x, from the first non-collapsed seed (seed {seed} of {n_seeds}); "
+                          "captions: area and "
                           "p_x(y) → p_e(y). Source: `results/explainers/" + f"{g}/{regime}/seed{seed}/masks.npz`."))
     curves = pd.read_csv(results / "metrics" / g / "curves.csv")
     items.append(w.figure(f"curves_{g}", curves_plot(curves, f"{st['classifier']} on {st['dataset']}"),
                           "Mean insertion and deletion curves, p(y) against the fraction of pixels, averaged over "
-                          f"images and seeds. Source: `results/metrics/{g}/curves.csv`."))
+                          f"images and the non-collapsed seeds. Source: `results/metrics/{g}/curves.csv`."))
     if per_image is not None and budgets_of(per_image):
         items.append(w.table(TableItem(
             f"table_preservation_{g}", preservation_table(per_image),
             f"Preservation, {st['classifier']} on {st['dataset']}: per method and budget a, the share of (seed, "
             "image) pairs whose label the top-a pixels of the method's ranking keep (ours: the soft mask; "
-            "baselines: their saliency), and the median p_e(y) / p_x(y); collapsed runs left out. The paper's "
-            f"claim is about a = 2–5 %. Source: `results/metrics/{g}/per_image.csv` (columns kept@a, p_ratio@a).",
+            "baselines: their saliency), and the median p_e(y) / p_x(y); collapsed runs and trivial images (the "
+            "fill alone already gets their label) left out, n counts the non-trivial images. The paper's "
+            f"claim is about a = 2–5 %. Source: `results/metrics/{g}/per_image.csv` (columns kept@a, p_ratio@a, "
+            "trivial).",
             {})))
         items.append(w.figure(f"fig_preservation_{g}", preservation_figure(
             per_image, f"{st['classifier']} on {st['dataset']}: preservation against the pixels kept"),
             "The preservation curve: label kept (left) and median confidence retention (right) against the share "
-            "of pixels kept from the top of each method's ranking; grey band: the paper's 2–5 %. Source: "
+            "of pixels kept from the top of each method's ranking, on the non-trivial images of the non-collapsed "
+            "runs; grey band: the paper's 2–5 %; one fixed colour per method in every figure. Source: "
             f"`results/metrics/{g}/per_image.csv`."))
     maps_file = results / "metrics" / g / "maps.npz"
     if per_image is not None and maps_file.is_file() and not isinstance(ds.images, np.ndarray):  # photo sets
@@ -116,7 +125,7 @@ def _group_section(w: _Writer, results: Path, data: Path, g: str, metrics: dict,
 
 def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, maps_file: Path) -> list:
     """Per photo: the image, our map's top 2 / 5 / 10 %, Extremal Perturbation's top 5 %, p(y) as the area
-    shrinks (issue 19), from the first seed."""
+    shrinks (issue 19), from the first non-collapsed seed."""
     with np.load(maps_file) as z:
         previews = {k: z[k] for k in z.files}
     ours = next((m for m in per_image["method"].unique() if m.startswith("ours:") and m in previews
@@ -138,12 +147,14 @@ def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, 
         f"table_per_image_{g}", per_image_table(per_image, methods),
         f"Per image, {st['classifier']} on {st['dataset']}: for our regimes and Extremal Perturbation (its "
         "authors' settings and ours), the hard mask's area and p_e(y) / p_x(y) as the median over seeds "
-        "(min–max), and the seeds whose mask kept the label; the baselines are binarized to the area of our "
-        f"first regime's first seed. Source: `results/metrics/{g}/per_image.csv`.", {}))
+        "(min–max), and the seeds whose mask kept the label; Extremal Perturbation is binarized per seed at the "
+        f"areas of ours:{st['match_area']}. trivial: the classifier gives the photo with every pixel removed (the "
+        "fill alone) the same label, so an empty mask keeps it: a kept label there says nothing. Source: "
+        f"`results/metrics/{g}/per_image.csv`.", {}))
     fig = per_image_figure(images, ids, previews, per_image, ours, other, (0.02, 0.05, 0.10),
                            f"{st['classifier']} on {st['dataset']}: {ours} and {other} per image")
     return [table, w.figure(f"fig_per_image_{g}", fig,
-                     f"Per image (first seed): what the classifier saw, the top 2, 5 and 10 % of the pixels of "
+                     f"Per image (first non-collapsed seed): what the classifier saw, the top 2, 5 and 10 % of the pixels of "
                      f"{ours}'s soft mask (the rest dimmed), {other}'s top 5 %, and p_e(y) / p_x(y) as the pixels "
                      f"kept shrink. Sources: `results/metrics/{g}/maps.npz`, `results/metrics/{g}/per_image.csv`.")]
 
@@ -250,7 +261,7 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
     for g, metrics in groups.items():
         sections.append(_group_section(w, results, data, g, metrics, per_image.get(g), examples))
         others = set(syce_runs.get(g, {}).get("methods", {}))
-        points += [_point(g, m.removeprefix("ours:"), _kind(m, others), v["metrics"])
+        points += [_point(g, m.removeprefix("ours:"), _kind(m, others), v["metrics"], m)
                    for m, v in metrics["methods"].items() if not seeds_all_collapsed(v) and "area" in v["metrics"]
                    and "kept" in v["metrics"]]
     if syce_runs:
@@ -265,18 +276,22 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
     if points:
         sections.append(Section("Area–fidelity trade-off", [w.figure(
             "fig3_tradeoff", tradeoff_figure(pd.DataFrame(points), "area against label kept"),
-            "Figure 3: mean hard-mask area against top-1 kept, means over non-collapsed seeds; error bars: min–max "
-            "over seeds (a single run has none); methods with every seed collapsed are left out. Sources: "
+            "Figure 3: mean hard-mask area against top-1 kept (methods: on the non-trivial images, as Table 1; "
+            "ablation variants: on every image, as Table 2), means "
+            "over non-collapsed seeds; error bars: min–max over seeds (a single run has none); methods with every "
+            "seed collapsed are left out; colour: the method (fixed across figures), marker: its kind. Sources: "
             "`results/metrics/<group>.json`, `results/ablations/<pair>/<variant>.json`.")]))
-    headline = cap.headline_sentences(groups, per_image)
+    names = {g: load_dataset(data / m["settings"]["dataset"]).class_names for g, m in groups.items()}
+    headline = cap.headline_sentences(groups, per_image, names)
     head_md = head_file = ""
     if groups:
         g = next(iter(groups))
         st = groups[g]["settings"]
         table = headline_table(groups[g], per_image.get(g))
         caption = (f"Headline, {st['classifier']} on {st['dataset']} ({st['n_images']} held-out images; n: those a "
-                   "row was scored on, a subset for the per-image regimes): mean ± sd across seeds, no ± for one "
-                   "run; the two baselines with the highest kept. Generated "
+                   "row was scored on, a subset for the per-image regimes): mean ± sd across seeds on one machine, "
+                   "no ± for one run; kept over the non-trivial images (trivial: the share the fill alone already "
+                   "labels y); the two baselines with the highest kept. Generated "
                    f"from `results/metrics/{g}.json`; captions in RESULTS.md.")
         head_md, head_file = headline_markdown(table, caption), headline_markdown(table, caption, smoke)
     (out / "headline.md").write_text(head_file)

@@ -35,14 +35,17 @@ def seed_dirs(folder: Path) -> list[Path]:
                   key=lambda p: int(p.name[4:]))
 
 
-def triplet_examples(explainers: Path, group: str, ds, n: int) -> tuple[str, int, int, list[Example]]:
-    """Figure 1: the first ``n`` evaluation images of our amortized regime (else per-image), first seed.
-    Returns the regime, that seed, the number of seeds and the examples."""
+def triplet_examples(explainers: Path, group: str, ds, n: int,
+                     collapsed: dict[str, list[int]] | None = None) -> tuple[str, int, int, list[Example]]:
+    """Figure 1: the first ``n`` evaluation images of our amortized regime (else per-image), from its first
+    seed that did not collapse (``collapsed``: {regime: seeds}, as Table 1 leaves them out; the first seed
+    when all did). Returns the regime, that seed, the number of seeds and the examples."""
     regime = "amortized" if (explainers / group / "amortized").is_dir() else "per_image"
     seeds = seed_dirs(explainers / group / regime)
     if not seeds:
         raise FileNotFoundError(f"no seed folders under {explainers / group / regime}; run the explainer stage")
-    folder = seeds[0]
+    dead = set((collapsed or {}).get(regime, []))
+    folder = next((f for f in seeds if int(f.name[4:]) not in dead), seeds[0])
     summary = pd.read_csv(folder / "summary.csv", dtype={"id": str})
     summary = summary[summary["regime"] == regime].set_index("id")
     with np.load(folder / "masks.npz") as z:

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from actmatch.images import explanation_images
-from actmatch.core.figures import plt
+from actmatch.core.figures import method_colour, plt
 
 __all__ = ["Example", "SyceExample", "CFExample", "triplet_figure", "sweep_figure", "tradeoff_figure", "syce_figure",
            "glance_graph_figure", "glance_strips_figure", "glance_cf_figure"]
@@ -84,24 +83,28 @@ def sweep_figure(image: np.ndarray, rows: dict[str, Sequence[tuple[str, np.ndarr
 
 
 def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
-    """Mean hard-mask area against label kept (columns ``panel``, ``name``, ``kind``, ``area``,
-    ``kept``), one panel per ``panel`` value; ``kind`` colours ours / baseline / control / variant.
-    With ``area_min``, ``area_max``, ``kept_min``, ``kept_max`` (the spread over seeds) each point gets
-    min–max error bars (zero length for a single run)."""
+    """Mean hard-mask area against label kept (columns ``panel``, ``name``, ``kind``, ``area``, ``kept``;
+    optional ``method``, the full method name), one panel per ``panel`` value. Each point has its
+    method's fixed colour (:func:`~actmatch.core.figures.method_colour`; ablation variants one colour) and
+    its kind's marker (ours / baseline / control / other frameworks / variant), the marker legend below the
+    panels. With ``area_min``, ``area_max``, ``kept_min``, ``kept_max`` (the spread over seeds) each point
+    gets min–max error bars (zero length for a single run)."""
     if points.empty:
         raise ValueError("tradeoff_figure needs at least one point")
     panels = list(dict.fromkeys(points["panel"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
-    palette = {"ours": "C3", "baseline": "C0", "SyCE/CyCE": "C1", "GLANCE": "C4", "control": "0.5", "variant": "C2"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.3), squeeze=False)
+    markers = {"ours": "o", "baseline": "s", "SyCE/CyCE": "D", "GLANCE": "P", "control": "X", "variant": "^"}
     for ax, panel in zip(axes[0], panels):
         d = points[points["panel"] == panel]
         if {"area_min", "area_max", "kept_min", "kept_max"} <= set(d.columns):
             ax.errorbar(d["area"], d["kept"], xerr=[d["area"] - d["area_min"], d["area_max"] - d["area"]],
                         yerr=[d["kept"] - d["kept_min"], d["kept_max"] - d["kept"]], fmt="none", ecolor="0.65",
                         elinewidth=0.8, capsize=1.5, zorder=1)
-        sns.scatterplot(data=d, x="area", y="kept", hue="kind", palette=palette, ax=ax, s=30, zorder=2,
-                        hue_order=[k for k in palette if k in set(d["kind"])])
         for _, r in d.iterrows():
+            method = r["method"] if "method" in d and isinstance(r["method"], str) else r["name"]
+            colour = method_colour(method) if r["kind"] != "variant" else "tab:green"
+            ax.scatter([r["area"]], [r["kept"]], s=30, zorder=2, color=colour, marker=markers.get(r["kind"], "o"),
+                       edgecolors="0.2", linewidths=0.4)
             ax.annotate(r["name"], (r["area"], r["kept"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("mean area of the hard mask")
@@ -109,9 +112,11 @@ def tradeoff_figure(points: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_ylim(-0.03, 1.05)
         right = d["area_max"] if "area_max" in d else d["area"]
         ax.set_xlim(0.0, max(0.05, 1.15 * float(right.max())))  # from 0: areas are compared across panels
-        ax.legend(fontsize=7)
+    kinds = [k for k in markers if k in set(points["kind"])]
+    handles = [plt.Line2D([], [], ls="", marker=markers[k], color="0.5", label=k) for k in kinds]
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles=handles, fontsize=7, ncol=len(handles), loc="lower center", frameon=False)
     return fig
 
 

@@ -3,11 +3,14 @@
 Table 1 (main results, one per evaluated group): methods × metrics from ``results/metrics/<group>.json``.
 A cell is the mean over the method's non-collapsed seeds of each seed's mean over images, ``± sd
 (min–max)`` across those seeds, then ``[lo, hi]``, the 95 % bootstrap interval over images of the
-per-image means over seeds; a method with one run (the baselines, or one seed) shows ``mean [lo, hi]``.
+per-image means over seeds; a method with one run shows ``mean [lo, hi]``. ``top-1 kept`` is over the
+non-trivial images (issue 27: an image whose label the fill alone already gets is "kept" by an empty
+mask), ``kept (all)`` beside it over every image, and ``trivial`` the share of trivial images.
 Beside ``kept``: the confidence retention p_ratio = p_e(y) / p_x(y) (median and share ≥ 0.5 over every
 (non-collapsed seed, image) pair of ``per_image.csv``) and a flag where the label is kept on most
 images but with under a tenth of its confidence. A method whose every seed collapsed shows
-"collapsed", never a number. Table 2 (ablations) is in :mod:`actmatch.report.ablations`.
+"collapsed (<direction>)", never a number; ``notes`` names the classes that collapsed within a seed and
+the seeds that did not converge. Table 2 (ablations) is in :mod:`actmatch.report.ablations`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from actmatch.baselines import BASELINES
 
 __all__ = ["MAIN_COLUMNS", "SYCE_COLUMNS", "KEPT_HIGH", "LOW_RATIO", "main_table", "ratio_stats", "method_label",
            "ordered", "seed_cell", "spread_cell", "live_seeds", "headline_table", "syce_table", "glance_table",
-           "to_markdown", "to_latex", "cells", "render"]
+           "to_markdown", "to_latex", "cells", "render", "collapsed_cell", "notes_cell", "seeds_text", "class_name",
+           "collapse_label"]
 
-# metric key → column title, in table order (after kept and the p_ratio columns)
+# metric key → column title, in table order (after kept and the p_ratio columns); "kept" is over the
+# non-trivial images (metric kept_nontrivial), "kept (all)" over every image
 MAIN_COLUMNS: dict[str, str] = {"kept": "top-1 kept", "area": "area", "flip": "compl. flip",
                                 "insertion_auc": "ins. AUC", "deletion_auc": "del. AUC", "act_sim": "act. sim.",
                                 "p_star": "p*", "pointing": "pointing", "iou": "IoU"}
@@ -129,35 +134,98 @@ def _n_images(entry: dict, per_image: pd.DataFrame | None, name: str) -> int:
     return max([int(v["n"]) for v in entry["metrics"].values()] or [0])
 
 
+def seeds_text(seeds: Sequence[int]) -> str:
+    """``"seed 0"`` or ``"seeds 0, 2"``."""
+    seeds = list(seeds)
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds)
+
+
+def class_name(c: int, names: Sequence[str] | None) -> str:
+    return str(names[c]) if names is not None and 0 <= c < len(names) else str(c)
+
+
+def collapse_label(entry: dict) -> str:
+    """``collapsed (empty)`` / ``collapsed (full)`` / ``collapsed (mixed)``, or both directions when the seeds
+    differ (``collapsed (empty: seed 0; full: seeds 1, 2)``); plain ``collapsed`` when the direction is unknown."""
+    dirs = {int(k): v for k, v in entry.get("collapsed_direction", {}).items() if v}
+    if not dirs:
+        return COLLAPSED
+    kinds = sorted(set(dirs.values()))
+    if len(kinds) == 1:
+        return f"{COLLAPSED} ({kinds[0]})"
+    return f"{COLLAPSED} (" + "; ".join(f"{k}: {seeds_text([s for s, v in sorted(dirs.items()) if v == k])}"
+                                        for k in kinds) + ")"
+
+
+def collapsed_cell(entry: dict) -> object:
+    """The seeds that collapsed: ``0``, or their count with each seed's direction (``1 (seed 0 empty)``)."""
+    dead = [int(s) for s in entry.get("collapsed", [])]
+    if not dead:
+        return 0
+    dirs = entry.get("collapsed_direction", {})
+    if not dirs:
+        return len(dead)
+    return f"{len(dead)} (" + ", ".join(f"seed {s} {dirs.get(str(s)) or ''}".strip() for s in dead) + ")"
+
+
+def notes_cell(entry: dict, names: Sequence[str] | None = None) -> str:
+    """What a row's claim leaves out beyond whole collapsed seeds: classes collapsed within a seed
+    (``class 3 empty, seeds 0, 2``) and seeds whose run did not converge (``not converged: seeds 0, 1, 2``)."""
+    parts = [f"class {class_name(int(c['class']), names)} {c['direction']}, {seeds_text(c['seeds'])}"
+             for c in entry.get("class_collapsed", [])]
+    if entry.get("not_converged"):
+        parts.append(f"not converged: {seeds_text(entry['not_converged'])}")
+    return "; ".join(parts)
+
+
+def _share(entry: dict) -> str:
+    t = entry.get("trivial")
+    return "–" if t is None or not np.isfinite(t) else f"{t:.2f}"
+
+
 def main_table(metrics: dict, cost: dict | None = None, per_image: pd.DataFrame | None = None,
-               columns: dict[str, str] = MAIN_COLUMNS) -> pd.DataFrame:
+               columns: dict[str, str] = MAIN_COLUMNS, class_names: Sequence[str] | None = None) -> pd.DataFrame:
     """Table 1: one row per method of an evaluate metrics file (``{"methods": {m: {"seeds", "collapsed",
-    "selected_on_kept", "metrics": {metric: {mean, lo, hi, n, sd, min, max}}}}}``), its cost
-    (``{m: {"ms_per_explanation"}}``) and its ``per_image.csv`` (for p_ratio). Metrics no method has
-    (pointing without boxes) are left out; a metric one method lacks is "–"."""
+    "collapsed_direction", "class_collapsed", "not_converged", "trivial", "selected_on_kept", "metrics":
+    {metric: {mean, lo, hi, n, sd, min, max}}}}}``), its cost (``{m: {"ms_per_explanation"}}``) and its
+    ``per_image.csv`` (for p_ratio). ``top-1 kept`` is the metric ``kept_nontrivial`` and ``kept (all)`` the
+    metric ``kept`` (a file written before trivial images were told apart has ``kept`` alone, shown as it is). Metrics no method has (pointing without boxes)
+    are left out; a metric one method lacks is "–". ``class_names`` name the classes in ``notes``."""
     methods = metrics["methods"]
     present = [k for k in columns if any(k in v["metrics"] for v in methods.values())]
+    trivial = any("trivial" in v for v in methods.values())
+    nontrivial = any("kept_nontrivial" in v["metrics"] for v in methods.values())  # absent: a file from before
     rows = []
     for name in ordered(list(methods)):
         e = methods[name]
         seeds, dead = live_seeds(e), seeds_all_collapsed(e)
+        gone = collapse_label(e) if dead else ""
         rs = ratio_stats(per_image, name, e.get("collapsed", []))
         row: dict[str, object] = {"method": method_label(name, methods), "seeds": int(e.get("seeds", 1)),
-                                  "collapsed": len(e.get("collapsed", [])), "n": _n_images(e, per_image, name)}
+                                  "collapsed": collapsed_cell(e), "n": _n_images(e, per_image, name)}
+        if trivial:
+            row["trivial"] = _share(e)
         for k in present:
-            cell = (COLLAPSED if dead else seed_cell(e["metrics"][k], seeds, DIGITS.get(k, 2))
+            cell = (gone if dead else seed_cell(e["metrics"][k], seeds, DIGITS.get(k, 2))
                     if k in e["metrics"] else "–")
-            row[columns[k]] = cell
             if k == "kept":
-                row["p_ratio med."] = COLLAPSED if dead else _num(rs["median"])
-                row["p_ratio ≥ 0.5"] = COLLAPSED if dead else _num(rs["share_half"])
+                row[columns[k]] = gone if dead else seed_cell(e["metrics"].get("kept_nontrivial", {}), seeds) \
+                    if nontrivial else cell
+                if nontrivial:
+                    row["kept (all)"] = cell
+                row["p_ratio med."] = gone if dead else _num(rs["median"])
+                row["p_ratio ≥ 0.5"] = gone if dead else _num(rs["share_half"])
                 kept = e["metrics"].get("kept", {}).get("mean", float("nan"))
                 row["flag"] = FLAG if (not dead and kept >= KEPT_HIGH and rs["share_low"] > 0.5) else ""
+                continue
+            row[columns[k]] = cell
         if cost is not None and name in cost:
             ms = cost[name]["ms_per_explanation"]
             row["ms / expl."] = f"{ms:.1f}" if ms < 100 else f"{ms:,.0f}"
+        row["notes"] = notes_cell(e, class_names)
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    return df.drop(columns="notes") if "notes" in df and not df["notes"].astype(bool).any() else df
 
 
 def seeds_all_collapsed(entry: dict) -> bool:
@@ -170,14 +238,18 @@ HEADLINE_METRICS = {"kept": "kept", "area": "area", "insertion_auc": "ins. AUC",
 def headline_table(metrics: dict, per_image: pd.DataFrame | None, baselines: int = 2,
                    max_rows: int = 6) -> pd.DataFrame:
     """The README's small table: our regimes (not their last-mask rows) and the ``baselines`` baselines
-    with the highest kept (then insertion AUC), as ``mean ± sd`` across seeds, p_ratio's median, seeds and
-    ``n``, the images each row was scored on ("–" when every seed collapsed)."""
+    with the highest kept on the non-trivial images (then insertion AUC), as ``mean ± sd`` across seeds,
+    p_ratio's median, seeds, ``n`` (the images each row was scored on; "–" when every seed collapsed) and
+    ``trivial`` (the share of images the fill alone already gives their label: ``kept`` leaves them out).
+    A row whose run did not converge says so after its name."""
     methods = metrics["methods"]
     ours = [m for m in ordered(list(methods)) if m.startswith("ours:") and not m.endswith("_last")]
     others = [m for m in methods if not m.startswith("ours:") and m not in CONTROLS
               and m not in ("glance",) and not m.startswith(("syce", "cyce"))]
+    kept_key = "kept_nontrivial" if any("kept_nontrivial" in v["metrics"] for v in methods.values()) else "kept"
+
     def score(m: str) -> tuple[float, ...]:
-        return tuple(-methods[m]["metrics"].get(k, {}).get("mean", -1.0) for k in ("kept", "insertion_auc"))
+        return tuple(-methods[m]["metrics"].get(k, {}).get("mean", -1.0) for k in (kept_key, "insertion_auc"))
 
     best = sorted((m for m in others if not seeds_all_collapsed(methods[m])), key=score)[:baselines]
     rows = []
@@ -185,15 +257,19 @@ def headline_table(metrics: dict, per_image: pd.DataFrame | None, baselines: int
         e = methods[name]
         dead, k = seeds_all_collapsed(e), live_seeds(e)
         n = int(e["metrics"].get("kept", {}).get("n", 0))  # images scored (the per-image regimes: a subset)
-        row: dict[str, object] = {"method": method_label(name, methods), "seeds": int(e.get("seeds", 1)),
-                                  "n": n if n else "–"}
+        label = method_label(name, methods) + (f" ({seeds_text(e['not_converged'])} not converged)"
+                                               if e.get("not_converged") else "")
+        row: dict[str, object] = {"method": label, "seeds": int(e.get("seeds", 1)), "n": n if n else "–"}
+        if "trivial" in e:
+            row["trivial"] = _share(e)
+        gone = collapse_label(e)
         for key, title in HEADLINE_METRICS.items():
-            s = e["metrics"].get(key)
-            row[title] = COLLAPSED if dead else "–" if s is None else spread_cell(s["mean"], s["sd"], k,
-                                                                                   DIGITS.get(key, 2))
+            s = e["metrics"].get(kept_key if key == "kept" else key)
+            row[title] = gone if dead else "–" if s is None else spread_cell(s["mean"], s["sd"], k,
+                                                                              DIGITS.get(key, 2))
             if key == "kept":
-                row["p_ratio med."] = COLLAPSED if dead else _num(ratio_stats(per_image, name,
-                                                                              e.get("collapsed", []))["median"])
+                row["p_ratio med."] = gone if dead else _num(ratio_stats(per_image, name,
+                                                                         e.get("collapsed", []))["median"])
         rows.append(row)
     return pd.DataFrame(rows)
 
