@@ -37,6 +37,7 @@ def _importers(repo: Path, module: str) -> set[str]:
         return {s.addressing for s in r.index.stages if any(str(d.def_path) == module for d in s.deps)}
 
 
+@pytest.mark.timeout(7200)  # two dvc repro runs of the shrunk pipeline; a shared 2-core CPU took over 25 min
 def test_a_comment_edit_reruns_its_importers_and_stops_at_their_identical_outputs(tmp_path):
     repo = _make_repo(tmp_path / "repo")
     _dvc(repo, "repro")
