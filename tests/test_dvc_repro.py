@@ -29,15 +29,17 @@ def _dvc(cwd: Path, *args: str) -> str:
     return res.stdout + res.stderr
 
 
-FIRST_RUN: dict[str, bytes] = {}  # metrics files of the first fresh run, compared with a second one
+FIRST_RUN: dict[str, bytes] = {}  # metrics, checkpoints and masks of the first fresh run, vs a second one
 
 
 def _metric_files(repo: Path) -> dict[str, bytes]:
-    """Every metrics file a run writes except the timings (cost.json varies by nature)."""
+    """Every metrics file a run writes except the timings (cost.json varies by nature), every checkpoint
+    (``*.pt``: byte-reproducible since issue 28) and our masks."""
     files = [*repo.glob("results/metrics/*.json"), *repo.glob("results/*/*/live/metrics.json"),
              *repo.glob("results/ablations/*/*.json"), *repo.glob("results/ablations/*/*/seed*/per_image.csv"),
              *repo.glob("paper_figures/table2_*"), *repo.glob("paper_figures/fig[123]*"),
-             *repo.glob("results/live/*/*.json"), *repo.glob("results/metrics/*/per_image.csv")]
+             *repo.glob("results/live/*/*.json"), *repo.glob("results/metrics/*/per_image.csv"),
+             *repo.glob("results/**/*.pt"), *repo.glob("results/explainers/**/masks.npz")]  # checkpoints, masks
     return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(files)}
 
 
@@ -285,6 +287,41 @@ def test_shared_remote_push_then_pull_into_a_second_checkout_runs_nothing(repo, 
     for rel in ("results/explainers/mnist_cnn-mnist/amortized/seed1/masks.npz", "results/metrics/mnist_cnn-mnist.json",
                 "data/mnist/index.csv"):
         assert (second / rel).read_bytes() == (repo / rel).read_bytes(), rel
+
+
+def _importers(repo: Path, module: str) -> set[str]:
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        return {s.addressing for s in r.index.stages if any(str(d.def_path) == module for d in s.deps)}
+
+
+def _outputs(repo: Path) -> dict[str, bytes]:
+    """Every file under results/ but the wall times (results/timing/) and dvclive's logs (results/live/)."""
+    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted((repo / "results").rglob("*"))
+            if p.is_file() and not {"timing", "live"} & set(p.relative_to(repo).parts)}
+
+
+def test_a_comment_edit_reruns_its_importers_and_stops_at_their_identical_outputs(repo):
+    """Reruns stop where outputs don't change (issue 28): after a comment-only edit of one library module,
+    DVC reruns exactly the stages that import it; their outputs come out byte-identical (no wall time,
+    temporary file name or training log inside an output folder), so every stage downstream of them is
+    skipped, except the report, which reads the explain stages' timing files (our rows' milliseconds)."""
+    assert json.loads(_dvc(repo, "status", "--json")) == {}  # the last test left the pipeline up to date
+    module = "src/actmatch/explainer/unet.py"
+    importers = _importers(repo, module)
+    assert {s.split("@")[0] for s in importers} == {"train_explainer", "explain_images", "ablate", "ablate_matched"}
+    before = _outputs(repo)
+    (repo / module).write_text((repo / module).read_text() + "\n# a comment: no output may change\n")
+    out = _dvc(repo, "repro")
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == importers | {"report"}, f"ran {sorted(ran - importers)} beyond the importers of {module}"
+    skipped = {line.split("'")[1] for line in out.splitlines() if "didn't change, skipping" in line}
+    assert {s for s in skipped if s.startswith("evaluate@")}, out
+    after = _outputs(repo)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not changed, f"a rerun with the same inputs changed {changed[:10]}"
+    assert json.loads(_dvc(repo, "status", "--json")) == {}
 
 
 def test_queued_experiments_run_in_parallel_workers(tmp_path):
