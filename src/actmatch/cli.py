@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "area; A1,A2,...: your own ladder")
     ex.add_argument("--keep-ratio", type=float,
                     help="a mask keeps the label when p_e(y)/p_x(y) is at least this (default: the recipe's, 0.25)")
-    ex.add_argument("--rung-steps", type=int, help="steps of a warm-started rung of the ladder (overrides the recipe's)")
+    ex.add_argument("--rung-steps", type=int,
+                    help="steps of a warm-started rung of the ladder (overrides the recipe's)")
     ex.add_argument("--strict", action="store_true",
                     help="exit with status 1 when an image gets no explanation (no rung keeps its label)")
     ex.add_argument("--run", help="per-image run of a pipeline's params.yaml to take settings from")

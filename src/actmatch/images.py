@@ -170,7 +170,8 @@ STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa;color:#22
 .fail .status{background:#c33}.trivial .status{background:#d90}
 .pics{display:flex;gap:.6em;flex-wrap:wrap}figure{margin:0}figure img{max-width:320px;max-height:320px;display:block}
 figcaption{font-size:.8em;color:#555}.reason{color:#a22}
-table.ladder{border-collapse:collapse;font-size:.85em}table.ladder td,table.ladder th{border:1px solid #ddd;padding:.15em .5em}
+table.ladder{border-collapse:collapse;font-size:.85em}
+table.ladder td,table.ladder th{border:1px solid #ddd;padding:.15em .5em}
 tr.chosen{background:#dfd;font-weight:bold}"""
 
 

@@ -13,7 +13,8 @@ from torch import nn
 from actmatch.classifiers.registry import Classifier, freeze
 from actmatch.config.explainer import LossConfig, StepsParams, UNetParams
 from actmatch.explainer import ladder as L
-from actmatch.explainer.ladder import explain_ladder, judge, read_ladders, write_ladder
+from actmatch.explainer.ladder import explain_ladder, judge, write_ladder
+from actmatch.report.ladder import read_ladders
 
 RUNGS = [0.02, 0.05, 0.1, 0.2, 0.4]
 # the area term alone (a ranking constraint toward each rung's target): the stand-in only judges the masks
@@ -182,3 +183,22 @@ def test_the_report_shows_each_photo_and_seed_smallest_kept_area(tmp_path):
     assert out["ours:per_image ladder p_ratio"].tolist() == ["0.50 / 0.60", "0.70 / –", "–"]
     assert "ours:per_image_paper ladder area" not in out                   # ran without a ladder
     assert "1 of 2 photos keep their label at <= 10 % of the pixels on every seed" in note
+
+
+def test_reflect_padding_gives_the_unet_no_border_on_a_flat_image():
+    """Zero padding makes a fresh U-Net's logits on a constant image stand out along the border (where the photo
+    run's masks drew strips, issue 29); with reflect padding the border looks like the interior (whose only
+    pattern is the transposed convolutions' period-2 checkerboard)."""
+    from actmatch.explainer.unet import UNet
+
+    flat = torch.full((1, 3, 32, 32), 0.7)
+    ratios = {}
+    for padding in ("zeros", "reflect"):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            z = UNet(3, [4, 8], 8, 0.1, padding)(flat)[0, 0]
+        inner = z[4:-4, 4:-4]
+        ratios[padding] = float((z[0] - inner.mean()).abs().max() / (inner.max() - inner.min()))
+    assert ratios["zeros"] > 5 and ratios["reflect"] < 1, ratios
+    with pytest.raises(ValueError, match="padding must be one of zeros, reflect, replicate"):
+        UNet(3, [4], 8, 0.1, "circular")

@@ -56,6 +56,9 @@ class UNetParams(Strict):
     bottleneck: int = Field(ge=1)
     # soft-mask value the head's bias starts at (ours); null: PyTorch's default random bias (the authors')
     init_area: float | None = Field(gt=0, lt=1)
+    # the 3x3 convolutions' padding: zeros (the authors'), or reflect / replicate, which give the net no border
+    # to draw a mask along on a flat image (issue 29: the photos' top-border strips; explainer/unet.py)
+    padding: Literal["zeros", "reflect", "replicate"] = "zeros"
 
 
 class StepsParams(Strict):

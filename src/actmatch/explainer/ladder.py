@@ -13,8 +13,8 @@ and runs ``rung_steps`` steps. An image stops at the first rung whose hard mask
   never a label file), and
 * keeps ``p_e(y) / p_x(y) >= keep_ratio``.
 
-An image whose mask came out empty at a rung starts the next rung afresh, with ``steps.steps`` steps (a
-collapsed net's saturated sigmoid hardly moves).
+An image whose mask came out empty at a rung starts the next rung afresh (a collapsed net's saturated sigmoid
+hardly moves), also with ``rung_steps`` steps: an image costs at most ``steps + (rungs − 1) · rung_steps``.
 
 That rung is *chosen*. When no rung passes, the image has no explanation: :meth:`ImageLadder.reason` says
 what was measured (each rung's top-1 on the explanation and p_ratio, and the classifier's own top two on
@@ -32,14 +32,12 @@ batched ladder equals the sequential one to float tolerance.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -50,8 +48,7 @@ from actmatch.core.masks import apply_mask, fill_values
 from actmatch.core.resume import load_state, save_state, state_key
 from actmatch.explainer.train import Compute, MaskRun, _collect, build_unet, explain_per_image
 
-__all__ = ["Rung", "ImageLadder", "LadderRun", "explain_ladder", "judge", "write_ladder", "read_ladders", "NEAR_TIE",
-           "DEFAULT_RUNGS"]
+__all__ = ["Rung", "ImageLadder", "LadderRun", "explain_ladder", "judge", "write_ladder", "NEAR_TIE", "DEFAULT_RUNGS"]
 
 NEAR_TIE = 0.1  # margin_x = p_x(y) − p_x(runner-up) below this: the classifier itself nearly ties on the image
 DEFAULT_RUNGS = (0.02, 0.05, 0.1, 0.2, 0.4)
@@ -234,17 +231,18 @@ def explain_ladder(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNe
                         unit="rung", leave=False, disable=not progress)
         for r, target in enumerate(rungs):
             rung_loss = loss if target is None else loss.model_copy(update={"area_target": target})
-            # an image whose last mask came out empty starts afresh (a collapsed net's saturated sigmoid would
-            # not move); the others start from their U-Net after the previous rung
+            # an image whose last mask came out empty starts afresh (a collapsed net's saturated sigmoid hardly
+            # moves); the others start from their U-Net after the previous rung; both run rung_steps steps
             fresh = [i for i in climbing if r == 0 or starts[i].rungs[-1].area == 0]
-            for group, group_steps in ((fresh, steps), ([i for i in climbing if i not in fresh], later)):
+            for group, group_steps in ((fresh, steps if r == 0 else later), ([i for i in climbing if i not in fresh],
+                                                                              later)):
                 if not group:
                     continue
                 a, b = group[0], group[-1] + 1  # the span holding the group (each image keeps seed + i)
                 init = None if r == 0 else [weights[i] if i in weights and i not in fresh else
                                             _fresh(clf, unet, seed + i) for i in range(a, b)]
-                res = _optimize(clf, x[a:b], rung_loss, unet, group_steps, fill, seed + a, init, chunk, compute,
-                                lambda j, w, a=a, group=group: weights.__setitem__(a + j, w) if a + j in group else None)
+                keep = _keeper(weights, a, set(group))  # the others in the span keep their own weights
+                res = _optimize(clf, x[a:b], rung_loss, unet, group_steps, fill, seed + a, init, chunk, compute, keep)
                 if r == 0:
                     curves = [res.curves]
                 scored = _rung(clf, x[a:b], res.soft, baseline[a:b], y[a:b], px[a:b], target)
@@ -279,6 +277,14 @@ def explain_ladder(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNe
     return LadderRun(_collect(entries, keys, mean_curves, steps), [e["ladder"] for e in entries], keep_ratio)
 
 
+def _keeper(weights: dict[int, dict[str, torch.Tensor]], a: int, group: set[int]):
+    """``on_state`` for a span starting at image ``a``: store the final weights of the group's images."""
+    def keep(j: int, w: dict[str, torch.Tensor]) -> None:
+        if a + j in group:
+            weights[a + j] = w
+    return keep
+
+
 def _fresh(clf: Classifier, unet: UNetParams, seed: int) -> dict[str, torch.Tensor]:
     """The weights a fresh per-image U-Net starts from with ``seed`` (as explain_per_image builds it)."""
     torch.manual_seed(seed)
@@ -303,29 +309,3 @@ def write_ladder(path: Path, ids: Sequence[str], run: LadderRun, names: Sequence
     (deterministic content: no times)."""
     write_json(path, {"keep_ratio": run.keep_ratio,
                       "images": {i: im.record(names, run.keep_ratio) for i, im in zip(ids, run.images)}})
-
-
-def read_ladders(regime_dir: Path) -> pd.DataFrame:
-    """Every ``seed<k>/ladder.json`` under a regime's folder as rows (seed, id, label_kept, area, area_target,
-    p_ratio, trivial); empty when the regime ran without a ladder."""
-    rows = []
-    for f in sorted(Path(regime_dir).glob("seed*/ladder.json")):
-        seed = int(f.parent.name.removeprefix("seed"))
-        for i, rec in json.loads(f.read_text())["images"].items():
-            rows.append({"seed": seed, "id": i, **{k: rec[k] for k in ("label_kept", "area", "area_target",
-                                                                       "p_ratio", "trivial")}})
-    return pd.DataFrame(rows, columns=["seed", "id", "label_kept", "area", "area_target", "p_ratio", "trivial"])
-
-
-def ladder_summary(rows: pd.DataFrame, small: float = 0.1) -> tuple[pd.DataFrame, int]:
-    """From :func:`read_ladders` rows: per image (first-seen order) the chosen area and its p_ratio per seed
-    ("none" where no rung kept the label, a ``*`` on a trivial keep), as two strings joined over the seeds in
-    seed order; and how many images keep their label at an area <= ``small`` on every seed."""
-    out, every = [], 0
-    for i, g in rows.groupby("id", sort=False):
-        g = g.sort_values("seed")
-        out.append({"id": i, "area": " / ".join(f"{a:.3f}" + ("*" if t else "") if k else "none"
-                                                for a, k, t in zip(g["area"], g["label_kept"], g["trivial"])),
-                    "p_ratio": " / ".join(f"{r:.2f}" if k else "–" for r, k in zip(g["p_ratio"], g["label_kept"]))})
-        every += bool((g["label_kept"] & (g["area"] <= small)).all())
-    return pd.DataFrame(out, columns=["id", "area", "p_ratio"]), every

@@ -101,7 +101,7 @@ def _check_finite(terms: dict[str, torch.Tensor], total: torch.Tensor, where: st
 
 
 def build_unet(clf: Classifier, cfg: UNetParams) -> UNet:
-    return UNet(clf.in_channels, cfg.widths, cfg.bottleneck, cfg.init_area)
+    return UNet(clf.in_channels, cfg.widths, cfg.bottleneck, cfg.init_area, cfg.padding)
 
 
 @torch.no_grad()

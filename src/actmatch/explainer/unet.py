@@ -8,6 +8,11 @@ Deviation, stated (method.md §9), and an option: with ``init_area`` the 1×1 he
 ``logit(init_area)``, so that the first soft mask is ≈ ``init_area`` everywhere rather than a flat
 0.5 whose hard threshold is decided by noise. ``init_area = None`` keeps PyTorch's default (random)
 bias, the authors' code: then the first hard mask is decided by the initial weights.
+
+``padding``: how the 3×3 convolutions pad (``zeros``, the default and the authors' code; ``reflect``,
+``replicate``). Zero padding tells the net where the border is: on a flat image its logits differ from the
+interior's only along the border (tools/border_probe.py), so when the classifier gives the mask nothing to
+follow, an area constraint is met with a border strip (issue 29). The photo run uses ``reflect``.
 """
 
 from __future__ import annotations
@@ -19,38 +24,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet"]
+__all__ = ["UNet", "PADDINGS"]
+
+PADDINGS = ("zeros", "reflect", "replicate")
 
 
 class DoubleConv(nn.Sequential):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+    def __init__(self, cin: int, cout: int, padding_mode: str = "zeros") -> None:
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1, padding_mode=padding_mode), nn.ReLU(inplace=True))
 
 
 class UNet(nn.Module):
     """Maps an image ``(B, C, H, W)`` (any H, W) to mask logits ``(B, 1, H, W)``."""
 
     def __init__(self, in_channels: int, widths: Sequence[int] = (32, 64, 128, 256), bottleneck: int = 512,
-                 init_area: float | None = None) -> None:
+                 init_area: float | None = None, padding: str = "zeros") -> None:
         super().__init__()
         if not widths:
             raise ValueError("widths must name at least one level")
         if init_area is not None and not 0.0 < init_area < 1.0:
             raise ValueError(f"init_area must be in (0, 1), got {init_area}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
         self.depth = len(widths)
         self.downs = nn.ModuleList()
         cin = in_channels
         for w in widths:
-            self.downs.append(DoubleConv(cin, w))
+            self.downs.append(DoubleConv(cin, w, padding))
             cin = w
-        self.bottleneck = DoubleConv(cin, bottleneck)
+        self.bottleneck = DoubleConv(cin, bottleneck, padding)
         self.ups = nn.ModuleList()
         self.up_convs = nn.ModuleList()
         cin = bottleneck
         for w in reversed(widths):
             self.ups.append(nn.ConvTranspose2d(cin, w, 2, stride=2))
-            self.up_convs.append(DoubleConv(2 * w, w))
+            self.up_convs.append(DoubleConv(2 * w, w, padding))
             cin = w
         self.head = nn.Conv2d(cin, 1, 1)
         if init_area is not None:
