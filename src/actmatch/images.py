@@ -157,7 +157,8 @@ def _card(item: GalleryItem) -> str:
     figs = "".join(f'<figure><img src="{src}" alt="{html.escape(item.name)} {k}"><figcaption>{k}</figcaption></figure>'
                    for k, src in pics)
     facts = (f"<b>{html.escape(rec['class_name'])}</b> (class {rec['label']}) &middot; p_x {rec['p_x']:.3f} &middot; "
-             f"p_e {rec['p_e']:.3f} &middot; p_ratio {rec['p_ratio']:.2f} &middot; area {rec['area']:.3f}")
+             + ("" if rec["label_kept"] else "last rung tried: ")
+             + f"p_e {rec['p_e']:.3f} &middot; p_ratio {rec['p_ratio']:.2f} &middot; area {rec['area']:.3f}")
     reason = f'<p class="reason">{html.escape(rec["reason"])}</p>' if rec.get("reason") else ""
     return (f'<section class="card {kind}"><h2>{html.escape(item.name)} <span class="status">{status}</span></h2>'
             f'<div class="pics">{figs}</div><p>{facts}</p>{reason}{_ladder(rec)}</section>')
@@ -168,7 +169,7 @@ STYLE = """body{font-family:sans-serif;margin:1.5em;background:#fafafa;color:#22
 .card.fail{border-left-color:#c33}.card.trivial{border-left-color:#d90}
 .status{font-size:.7em;padding:.1em .5em;border-radius:.3em;background:#4a4;color:#fff}
 .fail .status{background:#c33}.trivial .status{background:#d90}
-.pics{display:flex;gap:.6em;flex-wrap:wrap}figure{margin:0}figure img{max-width:320px;max-height:320px;display:block}
+.pics{display:flex;gap:.6em;flex-wrap:wrap}figure{margin:0}figure img{max-width:320px;max-height:320px;display:block;border:1px solid #888}
 figcaption{font-size:.8em;color:#555}.reason{color:#a22}
 table.ladder{border-collapse:collapse;font-size:.85em}
 table.ladder td,table.ladder th{border:1px solid #ddd;padding:.15em .5em}
