@@ -1,6 +1,7 @@
 """``actmatch``: explanations for your own images, from the command line, in any folder.
 
-    actmatch explain cat.jpg dog.png --classifier efficientnet_lite0 --out expl/          # per-image
+    actmatch explain cat.jpg dog.png --classifier efficientnet_lite0 --out expl/          # per-image, area ladder
+    actmatch explain photos/ --classifier efficientnet_lite0 --out expl/ --strict        # a folder + index.html
     actmatch explain cat.jpg --classifier efficientnet_lite0 --area 0.05 --steps 150 --out expl/
     actmatch explain 7.png --classifier results/classifiers/mnist_cnn-mnist/model \\
         --explainer results/explainers/mnist_cnn-mnist/amortized/seed0/explainer.pt --out expl/
@@ -14,24 +15,27 @@ pinned URL: fetched once (sha256-checked) into the user's cache folder (``ACTMAT
 platform's cache directory) and loaded without any pipeline. Without ``--explainer`` the image is
 explained per image (the paper's regime) with a recipe shipped in the package (``--preset``: ``photos``
 for RGB classifiers, ``digits`` for grey ones, generated from this project's params.yaml);
-``--params``/``--run`` take a pipeline's per-image run instead; ``--steps``, ``--lr`` and ``--area`` (a
-target area: the area term becomes a constraint toward it) override either.
+``--params``/``--run`` take a pipeline's per-image run instead; ``--steps``, ``--lr``, ``--rung-steps``,
+``--keep-ratio`` and ``--area`` override either. ``--area auto`` (the photos recipe's default) climbs the
+area ladder of :mod:`actmatch.explainer.ladder`: the smallest target area whose mask keeps the label with
+p_e(y)/p_x(y) >= the keep ratio; ``--area A`` is one fixed target.
 
-Every image is read and checked before anything is computed, and files are written only once
-all explanations exist: a bad input leaves no partial output.
+An image no rung explains is never reported silently: its JSON says ``"label_kept": false`` and why, no
+mask PNG is written for it, the table marks it, a warning names it, and ``--strict`` makes the exit
+status 1. Every image is read and checked before anything is computed, and files are written only once
+all explanations exist: a bad input leaves no partial output. A folder or several images also get a
+self-contained gallery, ``index.html``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 __all__ = ["main"]
@@ -116,28 +120,83 @@ def _per_image_run(params_path: Path, clf_name: str, run_key: str | None):
     return params.explainer.loss(run.preset), run.unet, run.fill, run.per_image, params.seeds[0], run_key
 
 
-def explain(args: argparse.Namespace) -> None:
+def _image_paths(items: Sequence[str]) -> tuple[list[Path], bool]:
+    """The image files named on the command line, a folder standing for its image files (sorted; other
+    files skipped); and whether a gallery is due (a folder, or more than one image)."""
+    from actmatch.images import IMAGE_SUFFIXES
+
+    paths: list[Path] = []
+    folder = False
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            folder = True
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise CliError(f"{p} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
+            paths += found
+        else:
+            paths.append(p)
+    return paths, folder or len(paths) > 1
+
+
+def _areas(text: str | None) -> str | list[float] | None:
+    """``--area``: None (the recipe's), ``auto`` (the ladder), or one or more comma-separated fractions."""
+    if text is None or text == "auto":
+        return text
+    try:
+        areas = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise CliError(f"--area is 'auto', a fraction of the pixels in (0, 1) or a comma-separated increasing list "
+                       f"of them, got {text!r}") from None
+    if any(not 0.0 < a < 1.0 for a in areas) or sorted(set(areas)) != areas:
+        raise CliError(f"--area: fractions of the pixels in (0, 1), strictly increasing, got {text}")
+    return areas
+
+
+def _per_image_settings(args: argparse.Namespace, clf, areas):
+    """The per-image recipe with the command line's overrides: (loss, unet, fill, steps, seed, source, rungs)."""
+    if args.params or args.run:   # a pipeline's per-image run
+        loss, unet, fill, steps, seed, source = _per_image_run(Path(args.params or "params.yaml"), clf.name, args.run)
+    else:                         # a recipe shipped in the package: works in any folder
+        source = args.preset or ("photos" if clf.in_channels == 3 else "digits")
+        (loss, unet, fill, steps), seed = _recipe(source), 0
+    from actmatch.explainer.ladder import DEFAULT_RUNGS
+
+    over = {"steps": args.steps, "lr": args.lr, "rung_steps": args.rung_steps, "keep_ratio": args.keep_ratio}
+    steps = steps.model_copy(update={k: v for k, v in over.items() if v is not None})
+    if areas == "auto":
+        rungs = list(steps.ladder or DEFAULT_RUNGS)
+    elif areas is not None:
+        rungs = areas
+    else:                         # the recipe's: its ladder, else its own area term (a target or the paper's)
+        rungs = list(steps.ladder) if steps.ladder else [loss.area_target]
+    return loss, unet, fill, steps, seed, source, rungs
+
+
+def explain(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
     from actmatch.core.device import resolve_device
-    from actmatch.explainer.api import load_explainer, summarize
-    from actmatch.explainer.train import explain_per_image
-    from actmatch.images import explanation_images, read_image, save_png
-    from actmatch.core.io import write_json
+    from actmatch.explainer.api import load_explainer
+    from actmatch.explainer.ladder import explain_ladder, judge
+    from actmatch.images import read_image
 
-    if args.explainer is not None and (args.per_image or args.run or args.preset or args.area):
+    areas = _areas(args.area)
+    if args.explainer is not None and (args.per_image or args.run or args.preset or areas is not None):
         raise CliError("--explainer (amortized) takes no per-image settings (--per-image, --run, --preset, --area)")
-    if args.area is not None and not 0.0 < args.area < 1.0:
-        raise CliError(f"--area is a fraction of the pixels in (0, 1), got {args.area}")
+    if args.keep_ratio is not None and args.keep_ratio < 0:
+        raise CliError(f"--keep-ratio must be >= 0, got {args.keep_ratio}")
     out = Path(args.out)
     _writable(out)
-    stems = [Path(p).stem for p in args.images]
+    paths, gallery = _image_paths(args.images)
+    stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         raise CliError(f"two images share a file name stem; outputs would collide: {sorted(stems)}")
     if args.batch < 1:
         raise CliError(f"--batch must be at least 1, got {args.batch}")
-    images = [read_image(p) for p in args.images]          # every file checked before any compute
+    images = [read_image(p) for p in paths]          # every file checked before any compute
     clf = _classifier(args.classifier, Path(args.classifiers_dir))
     device = resolve_device(args.device)
     clf.model.to(device)
@@ -149,41 +208,79 @@ def explain(args: argparse.Namespace) -> None:
             soft = torch.cat([torch.sigmoid(net(x[i:i + 1])).cpu()
                               for i in tqdm(range(len(x)), desc="explain", disable=args.no_progress)])
         fill, settings = meta["run"]["fill"], {"regime": "amortized", "explainer": str(args.explainer)}
+        keep_ratio = 0.25 if args.keep_ratio is None else args.keep_ratio
+        ladders = judge(clf, x, soft.to(device), fill, keep_ratio)
     else:
-        if args.params or args.run:   # a pipeline's per-image run
-            loss, unet, fill, steps, seed, source = _per_image_run(Path(args.params or "params.yaml"), clf.name,
-                                                                   args.run)
-        else:                         # a recipe shipped in the package: works in any folder
-            source = args.preset or ("photos" if clf.in_channels == 3 else "digits")
-            (loss, unet, fill, steps), seed = _recipe(source), 0
-        steps = steps.model_copy(update={k: v for k, v in (("steps", args.steps), ("lr", args.lr)) if v is not None})
-        if args.area is not None:
-            loss = loss.model_copy(update={"area_target": args.area})
-        if args.batch > 1:  # many images' U-Nets at once: same masks to float tolerance, faster
-            from actmatch.explainer.batched import explain_per_image_batched
+        loss, unet, fill, steps, seed, source, rungs = _per_image_settings(args, clf, areas)
+        keep_ratio = steps.keep_ratio
+        res = explain_ladder(clf, x, loss, unet, steps, fill, seed, rungs, keep_ratio=keep_ratio,
+                             rung_steps=steps.rung_steps, chunk=args.batch, progress=not args.no_progress)
+        soft, ladders = res.masks.soft, res.images
+        settings = {"regime": "per_image", "recipe": source, "steps": steps.steps, "rung_steps": steps.rung_steps,
+                    "lr": steps.lr, "select": steps.select, "rungs": rungs, "seed": seed}
+    failed = _write_outputs(args, out, paths, images, clf, soft, ladders, keep_ratio, fill, settings, gallery)
+    return 1 if failed and args.strict else 0
 
-            res = explain_per_image_batched(clf, x, loss, unet, steps, fill, seed, chunk=args.batch,
-                                            progress=not args.no_progress)
-        else:
-            res = explain_per_image(clf, x, loss, unet, steps, fill, seed, progress=not args.no_progress)
-        soft = res.soft
-        settings = {"regime": "per_image", "recipe": source, "steps": steps.steps, "lr": steps.lr,
-                    "select": steps.select, "area_target": loss.area_target, "seed": seed}
-    table = summarize(clf, x, soft.to(device), fill, stems, np.full(len(stems), -1))
-    files = {}
-    for i, (stem, image) in enumerate(zip(stems, images)):
-        row = table.iloc[i]
+
+def _write_outputs(args, out: Path, paths: list[Path], images, clf, soft, ladders, keep_ratio: float, fill: str,
+                   settings: dict, gallery: bool) -> int:
+    """Per image: the JSON, and the mask, explanation and overlay PNGs only where a rung kept the label; the
+    gallery; the printed table; a warning per image without an explanation. Returns how many those are."""
+    from actmatch.core.io import write_json
+    from actmatch.images import GalleryItem, explanation_images, save_png, write_gallery
+
+    files: dict[Path, object] = {}
+    items, rows = [], []
+    for i, (path, image, lad) in enumerate(zip(paths, images, ladders)):
+        rec = lad.record(clf.class_names, keep_ratio)
         region = clf.input_region(*image.shape[:2])  # what the classifier saw (a centre crop for ImageNet ones)
-        for kind, arr in explanation_images(image, soft[i, 0].numpy(), region).items():
-            files[out / f"{stem}_{kind}.png"] = arr
-        files[out / f"{stem}.json"] = {
-            "image": str(args.images[i]), "classifier": clf.name, "label": int(row["y"]),
-            "class_name": str(row["class_name"]), "p_x": float(row["p_x"]), "p_e": float(row["p_e"]),
-            "label_kept": bool(row["kept"]), "area": float(row["area"]), "p_ratio": float(row["p_e"] / row["p_x"]),
-            "input_region": [round(v, 2) for v in region], "fill": fill, **settings}
+        pictures = explanation_images(image, soft[i, 0].numpy(), region) if lad.label_kept else {}
+        for kind, arr in pictures.items():
+            files[out / f"{path.stem}_{kind}.png"] = arr
+        rec.update({"image": str(path), "classifier": clf.name, "input_region": [round(v, 2) for v in region],
+                    "fill": fill, "files": sorted(f"{path.stem}_{k}.png" for k in pictures), **settings})
+        files[out / f"{path.stem}.json"] = rec
+        items.append(GalleryItem(path.name, rec, image, {k: pictures[k] for k in ("overlay", "mask") if k in pictures}))
+        note = "" if lad.label_kept and not lad.trivial else "trivial" if lad.label_kept else "NO EXPLANATION"
+        rows.append({"image": path.name, "class_name": rec["class_name"], "p_x": rec["p_x"], "p_e": rec["p_e"],
+                     "p_ratio": rec["p_ratio"], "area": rec["area"], "kept": "yes" if lad.label_kept else "NO",
+                     "note": note})
+    if gallery:
+        files[out / "index.html"] = items
     for path, content in files.items():
-        write_json(path, content) if isinstance(content, dict) else save_png(path, content)
-    print(table[["id", "class_name", "p_x", "p_e", "kept", "area"]].to_string(index=False))
+        if isinstance(content, dict):
+            write_json(path, content)
+        elif isinstance(content, list):
+            write_gallery(path, content, f"actmatch explain: {clf.name}, {len(items)} image(s)")
+        else:
+            save_png(path, content)
+    _print_table(rows)
+    failed = 0
+    for path, item in zip(paths, items):
+        if item.record["reason"] is None:
+            continue
+        failed += not item.record["label_kept"]
+        what = "no explanation written" if not item.record["label_kept"] else "explanation written, but"
+        log.warning("%s: %s: %s (see %s)", path, what, item.record["reason"], out / f"{path.stem}.json")
+    if gallery:
+        print(f"gallery: {out / 'index.html'}")
+    return failed
+
+
+def _print_table(rows: list[dict]) -> None:
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    for col in ("p_x", "p_e", "area"):
+        table[col] = table[col].map("{:.3f}".format)
+    table["p_ratio"] = table["p_ratio"].map("{:.2f}".format)
+    marks = ["!!" if r["kept"] == "NO" else "" for r in rows]
+    table.insert(0, "", marks)
+    print(table.to_string(index=False))
+    n = marks.count("!!")
+    if n:
+        print(f"!! {n} of {len(rows)} image(s) without an explanation: no mask keeps the classifier's label (see the "
+              "warnings and each image's JSON 'reason')")
 
 
 def classifiers(args: argparse.Namespace) -> None:
@@ -221,14 +318,21 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="actmatch", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("explain", help="explain images with an amortized explainer or per-image optimization")
-    ex.add_argument("images", nargs="+", help="JPEG/PNG files (any size or mode)")
+    ex.add_argument("images", nargs="+", help="JPEG/PNG files (any size or mode), or folders of them")
     ex.add_argument("--classifier", required=True,
                     help="classifier folder, a name under --classifiers-dir, or a registry name (weights fetched once)")
     ex.add_argument("--explainer", help="amortized explainer checkpoint (explainer.pt)")
     ex.add_argument("--per-image", action="store_true",
                     help="optimize a fresh U-Net per image (the paper; the default without --explainer)")
     ex.add_argument("--preset", help="shipped per-image recipe: photos (RGB classifiers) or digits (grey ones)")
-    ex.add_argument("--area", type=float, help="target area in (0, 1): the area term becomes a constraint toward it")
+    ex.add_argument("--area", help="auto: the area ladder (the photos recipe's default); A in (0, 1): one fixed target "
+                    "area; A1,A2,...: your own ladder")
+    ex.add_argument("--keep-ratio", type=float,
+                    help="a mask keeps the label when p_e(y)/p_x(y) is at least this (default: the recipe's, 0.25)")
+    ex.add_argument("--rung-steps", type=int,
+                    help="steps of a warm-started rung of the ladder (overrides the recipe's)")
+    ex.add_argument("--strict", action="store_true",
+                    help="exit with status 1 when an image gets no explanation (no rung keeps its label)")
     ex.add_argument("--run", help="per-image run of a pipeline's params.yaml to take settings from")
     ex.add_argument("--steps", type=int, help="per-image steps (overrides the run's)")
     ex.add_argument("--lr", type=float, help="per-image learning rate (overrides the run's)")
@@ -263,12 +367,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         load_plugins()
-        args.func(args)
+        status = args.func(args)
     except (CliError, ParamsError, FileNotFoundError, ValueError, KeyError, PermissionError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

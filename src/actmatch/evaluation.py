@@ -89,7 +89,7 @@ class Regime:
         """Chosen by the criterion ``kept`` then measures (the tables label these rows)."""
         steps = self.run.finetune if self.name == "finetune" else self.run.per_image
         return (not self.name.endswith("_last") and self.name != "amortized" and steps is not None
-                and steps.select == "smallest_kept")
+                and (steps.select == "smallest_kept" or steps.ladder is not None))  # the area ladder stops on kept
 
 
 def load_regimes(folder: str | Path) -> dict[str, list[Regime]]:

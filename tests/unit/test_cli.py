@@ -82,10 +82,10 @@ def trained(tmp_path):
     save_trained(folder / "model.pt", build_small("mnist_cnn", 1, 28, 10), cfg, info, {})
     from actmatch.classifiers import load_classifier_dir
     clf = load_classifier_dir(folder)
-    unet = UNetParams(widths=[4], bottleneck=8, init_area=0.3)
+    unet = UNetParams(widths=[4], bottleneck=8, init_area=0.7)  # ≈ 0.7 everywhere: the whole image kept
     run = ExplainerRun(classifier="mnist_cnn-mnist", dataset="mnist", preset="p", fill="black", unet=unet,
                        eval_images=1, amortized=AmortizedParams(lr=1e-3, epochs=1, batch_size=2))
-    save_explainer(tmp_path / "explainer.pt", UNet(1, [4], 8, 0.3), run, LOSS, clf)
+    save_explainer(tmp_path / "explainer.pt", UNet(1, [4], 8, 0.7), run, LOSS, clf)
     return folder, tmp_path / "explainer.pt"
 
 
@@ -96,10 +96,15 @@ def test_explain_with_an_amortized_checkpoint_writes_four_files_per_image(images
                "--explainer", str(ckpt), "--out", str(out), "--no-progress", "--device", "cpu"])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{s}{k}" for s in ("gray", "photo") for k in ("_mask.png", "_explanation.png", "_overlay.png", ".json"))
+        [f"{s}{k}" for s in ("gray", "photo") for k in ("_mask.png", "_explanation.png", "_overlay.png", ".json")]
+        + ["index.html"])                                                   # two images: a gallery
     meta = json.loads((out / "gray.json").read_text())
-    assert meta["classifier"] == "mnist_cnn-mnist" and meta["regime"] == "amortized" and 0 <= meta["area"] <= 1
-    assert set(meta) >= {"label", "class_name", "p_x", "p_e", "label_kept", "fill"}
+    assert meta["classifier"] == "mnist_cnn-mnist" and meta["regime"] == "amortized" and meta["area"] == 1.0
+    assert meta["label_kept"] is True and meta["p_ratio"] == 1.0
+    # a random-weight classifier may already say y on the black fill alone: then the keep is trivial, and said so
+    assert meta["trivial"] == (meta["null_class_name"] == meta["class_name"])
+    assert (meta["reason"] or "trivial").startswith("trivial") and (meta["reason"] is None) != meta["trivial"]
+    assert set(meta) >= {"label", "class_name", "p_x", "p_e", "label_kept", "fill", "margin_x", "trivial", "ladder"}
     assert Image.open(out / "gray_mask.png").size == (30, 40)                 # the image's own size
     assert "class_name" in capsys.readouterr().out
 
@@ -184,21 +189,26 @@ def test_explain_anywhere_with_a_registry_classifier_and_a_shipped_recipe(tmp_pa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ACTMATCH_CACHE", str(tmp_path / "cache"))
     Image.fromarray(skimage.data.coffee()).save(tmp_path / "coffee.jpg")
+    # two steps from a head bias of logit(0.1): every pixel's soft mask is below 0.5, an empty mask: the label is
+    # not kept, the JSON says why, no mask is written as an explanation, and --strict exits with status 1
     argv = ["explain", "coffee.jpg", "--classifier", "efficientnet_lite0", "--steps", "2", "--area", "0.05",
             "--out", "out", "--no-progress", "--device", "cpu"]
     assert main(argv) == 0
     meta = json.loads((tmp_path / "out/coffee.json").read_text())
     assert meta["class_name"] == "espresso" and meta["recipe"] == "photos" and meta["area_target"] == 0.05
     assert meta["steps"] == 2 and 0 < meta["p_x"] <= 1 and meta["input_region"] == [125.0, 25.0, 475.0, 375.0]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["coffee.json", "coffee_explanation.png",
-                                                                     "coffee_mask.png", "coffee_overlay.png"]
-    assert Image.open(tmp_path / "out/coffee_mask.png").size == (600, 400)
+    assert meta["rungs"] == [0.05] and meta["area"] == 0.0 and meta["label_kept"] is False and meta["files"] == []
+    assert meta["reason"].startswith("every mask up to 5% of the pixels came out empty (the fill alone is classified")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["coffee.json"]
+    assert main(argv + ["--strict"]) == 1
     weights = tmp_path / "cache/classifiers/efficientnet_lite0/weights.pth"
     assert weights.stat().st_size > 10_000_000
     stamp = weights.stat().st_mtime_ns
-    assert main(["explain", "coffee.jpg", "--classifier", "efficientnet_lite0", "--steps", "1", "--out", "out2",
-                 "--no-progress", "--device", "cpu"]) == 0
+    assert main(["explain", "coffee.jpg", "--classifier", "efficientnet_lite0", "--steps", "1", "--rung-steps", "1",
+                 "--out", "out2", "--no-progress", "--device", "cpu"]) == 0
     assert weights.stat().st_mtime_ns == stamp  # fetched once
+    ladder = json.loads((tmp_path / "out2/coffee.json").read_text())["ladder"]   # the photos recipe: the ladder
+    assert [r["area_target"] for r in ladder] == [0.02, 0.05, 0.1, 0.2, 0.4]
     assert main(["explain", "coffee.jpg", "--classifier", "efficientnet_lite0", "--preset", "nope", "--out", "o3",
                  "--no-progress"]) == 2
     assert "--preset 'nope' is not a shipped recipe; known: digits, photos" in capsys.readouterr().err
@@ -212,3 +222,127 @@ def test_shipped_recipes_match_params_yaml():
     res = subprocess.run([sys.executable, str(ROOT / "tools/sync_recipes.py"), "--check"], capture_output=True,
                          text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.fixture()
+def stand_ins(tmp_path, monkeypatch):
+    """The CLI with a stand-in classifier (tests/unit/test_ladder.py) and a small recipe with the ladder; two
+    16×16 grey ramps in a folder. Returns a function that sets the stand-in."""
+    from tests.unit.test_ladder import LOSS as LADDER_LOSS, RUNGS, STEPS, UNET as LADDER_UNET
+
+    import actmatch.cli as cli
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    ramp = np.round(127.5 + 0.5 * np.arange(256.0)).reshape(16, 16).astype(np.uint8)
+    Image.fromarray(ramp).save(d / "ramp.png")
+    Image.fromarray(ramp.T.copy()).save(d / "ramp_t.png")
+    (d / "notes.txt").write_text("not an image: skipped")
+    monkeypatch.setattr(cli, "_recipe", lambda name: (LADDER_LOSS, LADDER_UNET, "black",
+                                                      STEPS.model_copy(update={"ladder": RUNGS})))
+
+    def use(clf):
+        monkeypatch.setattr(cli, "_classifier", lambda name, root: clf)
+    return d, use
+
+
+def test_explain_a_folder_climbs_the_ladder_and_writes_a_gallery(stand_ins, tmp_path, capsys):
+    from tests.unit.test_ladder import stand_in
+
+    d, use = stand_ins
+    use(stand_in(0.1))  # keeps its label only above 10 % of the pixels
+    out = tmp_path / "out"
+    assert main(["explain", str(d), "--classifier", "stand_in", "--out", str(out), "--no-progress",
+                 "--device", "cpu"]) == 0
+    for stem in ("ramp", "ramp_t"):
+        meta = json.loads((out / f"{stem}.json").read_text())
+        chosen = [r for r in meta["ladder"] if r["chosen"]]
+        assert meta["label_kept"] and chosen == [meta["ladder"][-1]]        # it stopped at the chosen rung
+        assert chosen[0]["area_target"] in (0.1, 0.2) and meta["area"] > 0.1 and meta["p_ratio"] >= 0.25
+        assert meta["rungs"] == [0.02, 0.05, 0.1, 0.2, 0.4] and meta["files"] == [
+            f"{stem}_explanation.png", f"{stem}_mask.png", f"{stem}_overlay.png"]
+    page = (out / "index.html").read_text()
+    assert page.count('<section class="card') == 2 and "http" not in page and "<script" not in page
+    assert page.count("<img ") == page.count('src="data:image/') == 6  # photo, overlay, mask per photo
+    table = capsys.readouterr().out
+    assert "ramp.png" in table and "NO" not in table and f"gallery: {out / 'index.html'}" in table
+
+
+def test_no_rung_keeps_the_label_is_never_silent(stand_ins, tmp_path, capsys, caplog):
+    from tests.unit.test_ladder import stand_in
+
+    d, use = stand_ins
+    use(stand_in(0.6, k=0.05, names=("tiger cat", "Egyptian cat")))  # a near tie; any mask under 60 % flips it
+    out = tmp_path / "out"
+    argv = ["explain", str(d / "ramp.png"), "--classifier", "stand_in", "--steps", "3", "--rung-steps", "3",
+            "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert main(argv + ["--strict"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["ramp.json"]          # no mask written as an explanation
+    meta = json.loads((out / "ramp.json").read_text())
+    assert meta["label_kept"] is False and meta["files"] == [] and len(meta["ladder"]) == 5
+    assert "'tiger cat' 0.505 vs 'Egyptian cat' 0.495 (margin_x 0.010, a near tie)" in meta["reason"]
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith(f"{d / 'ramp.png'}: no explanation written: ") and "near tie" in m for m in warning)
+    printed = capsys.readouterr().out
+    assert "!!" in printed and "NO EXPLANATION" in printed and "1 of 1 image(s) without an explanation" in printed
+    assert main(argv) == 0                                                  # without --strict: reported, status 0
+
+
+@pytest.mark.parametrize("area, message", [("0", "--area: fractions of the pixels in (0, 1)"),
+                                           ("0.2,0.1", "strictly increasing"), ("big", "--area is 'auto'")])
+def test_bad_area_is_refused(stand_ins, tmp_path, capsys, area, message):
+    d, _ = stand_ins
+    assert main(["explain", str(d), "--classifier", "x", "--area", area, "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_the_gallery_lists_failures_first_and_inlines_everything():
+    from actmatch.images import GalleryItem, render_gallery
+
+    def rec(kept, trivial=False):
+        return {"label": 3, "class_name": "a<b", "p_x": 0.5, "p_e": 0.4, "p_ratio": 0.8, "area": 0.05,
+                "label_kept": kept, "trivial": trivial, "reason": None if kept else "lost it",
+                "ladder": [{"area_target": 0.05, "area": 0.05, "kept": kept, "p_ratio": 0.8, "class_name_e": "a",
+                            "chosen": kept}]}
+    photo = np.zeros((8, 8, 3), np.uint8)
+    mask = np.full((8, 8), 255, np.uint8)
+    page = render_gallery([GalleryItem("ok.png", rec(True), photo, {"overlay": photo, "mask": mask}),
+                           GalleryItem("triv.png", rec(True, True), photo, {"overlay": photo, "mask": mask}),
+                           GalleryItem("bad.png", rec(False), photo, {})], "t")
+    assert page.index("bad.png") < page.index("triv.png") < page.index("ok.png")
+    assert "a&lt;b" in page and "lost it" in page and "&#10003; chosen" in page
+    assert page.count("<img ") == 7                                      # 3 + 3 pictures, the failure only its photo
+
+
+@pytest.mark.slow
+def test_the_gallery_renders_in_a_real_browser(stand_ins, tmp_path):
+    """Headless Chromium (Debian's package) opens index.html offline and takes a screenshot: the page has
+    the photos laid out (not blank), with the red band of the failure first."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium (apt-get install -y chromium)")
+    from actmatch.images import GalleryItem, write_gallery
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[30:60, 40:90] = 255
+    ok = {"label": 1, "class_name": "cat", "p_x": 0.9, "p_e": 0.8, "p_ratio": 0.89, "area": 0.08, "label_kept": True,
+          "trivial": False, "reason": None, "ladder": []}
+    bad = {**ok, "label_kept": False, "reason": "no mask up to 40% keeps the label"}
+    page = tmp_path / "index.html"
+    write_gallery(page, [GalleryItem("ok.png", ok, photo, {"overlay": photo, "mask": mask}),
+                         GalleryItem("bad.png", bad, photo, {})], "gallery")
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,900", f"--screenshot={shot}",
+                    page.as_uri()], check=True, capture_output=True, timeout=120)
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert img.shape[:2] == (900, 1000) and img.std() > 20               # not a blank page
+    red = (img[..., 0] > 180) & (img[..., 1] < 80) & (img[..., 2] < 80)  # the failure card's band (#c33)
+    green = (img[..., 0] < 100) & (img[..., 1] > 150) & (img[..., 2] < 100)  # the kept card's band (#4a4)
+    assert red.any() and green.any() and np.argwhere(red)[:, 0].min() < np.argwhere(green)[:, 0].min()

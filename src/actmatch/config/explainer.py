@@ -60,6 +60,9 @@ class UNetParams(Strict):
     bottleneck: int = Field(ge=1)
     # soft-mask value the head's bias starts at (ours); null: PyTorch's default random bias (the authors')
     init_area: float | None = Field(gt=0, lt=1)
+    # the 3x3 convolutions' padding: zeros (the authors'), or reflect / replicate, which give the net no border
+    # to draw a mask along on a flat image (issue 29: the photos' top-border strips; explainer/unet.py)
+    padding: Literal["zeros", "reflect", "replicate"] = "zeros"
     # > 1: one free mask value per grid × grid cell, upsampled bilinearly (ours; a photo probe); 1: per pixel.
     # Left out of the dump at 1, so a run without it writes the bytes it wrote before the option existed.
     grid: int = Field(default=1, ge=1)
@@ -87,6 +90,19 @@ class StepsParams(Strict):
     # weight at the last (ours, after Fong et al.'s growing area constraint): the mask finds the evidence
     # before it is made small. Selection (lowest_loss) compares losses at the full weight.
     area_ramp: float = Field(default=1.0, ge=1.0)
+    # the area ladder (issue 29; explainer/ladder.py), per_image runs only: increasing target areas tried in
+    # turn, each rung warm-started from the previous one with `rung_steps` steps (null: `steps`); an image stops
+    # at the first rung whose non-empty hard mask keeps its top-1 label with p_e(y)/p_x(y) >= keep_ratio.
+    # null: one run at the preset's own area term. keep_ratio also decides the CLI's "label kept" verdict
+    ladder: list[Annotated[float, Field(gt=0, lt=1)]] | None = Field(default=None, min_length=1)
+    rung_steps: int | None = Field(default=None, ge=1)
+    keep_ratio: float = Field(default=0.25, ge=0)
+
+    @model_validator(mode="after")
+    def _ladder_increases(self) -> "StepsParams":
+        if self.ladder is not None and sorted(set(self.ladder)) != self.ladder:
+            raise ValueError(f"ladder: target areas must strictly increase, got {self.ladder}")
+        return self
 
 
 class AmortizedParams(Strict):
@@ -123,6 +139,8 @@ class ExplainerRun(Strict):
     def _finetune_needs_amortized(self) -> "ExplainerRun":
         if self.finetune is not None and self.amortized is None:
             raise ValueError("finetune starts from the amortized net: set amortized too")
+        if self.finetune is not None and self.finetune.ladder is not None:
+            raise ValueError("finetune.ladder: the area ladder is for per_image runs")
         return self
 
 

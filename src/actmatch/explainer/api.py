@@ -50,7 +50,8 @@ def load_explainer(path: str | Path, clf: Classifier | None = None) -> tuple[UNe
         raise ValueError(f"{path} explains {ckpt['classifier']} at {ckpt['input_size']} px, not {clf.name} at "
                          f"{clf.input_size} px")
     u = ckpt["run"]["unet"]
-    net = UNet(ckpt["in_channels"], u["widths"], u["bottleneck"], u["init_area"], u.get("grid", 1))
+    net = UNet(ckpt["in_channels"], u["widths"], u["bottleneck"], u["init_area"], grid=u.get("grid", 1),
+               padding=u.get("padding", "zeros"))
     net.load_state_dict(ckpt["state_dict"])
     return net.eval(), {k: v for k, v in ckpt.items() if k != "state_dict"}
 

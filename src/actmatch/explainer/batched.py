@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from actmatch.classifiers.registry import Classifier
 from actmatch.config.explainer import LossConfig, StepsParams, UNetParams
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
-from actmatch.explainer.train import (LOGGED, Compute, MaskRun, _check_finite, _collect, _final_terms, autocast,
-                                      build_unet, ramped)
+from actmatch.explainer.train import (LOGGED, Compute, InitState, MaskRun, OnState, _check_finite, _collect,
+                                      _final_terms, autocast, build_unet, ramped)
 from actmatch.core.resume import load_state, save_state, state_key
 from actmatch.core.masks import fill_values, soft_mask
 
@@ -36,8 +36,8 @@ __all__ = ["explain_per_image_batched"]
 
 def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNetParams,
                               steps: StepsParams, fill: str, seed: int, *, chunk: int = 16,
-                              init_state: dict[str, torch.Tensor] | None = None, state_path: Path | None = None,
-                              progress: bool = True, compute: Compute = Compute()) -> MaskRun:
+                              init_state: InitState = None, state_path: Path | None = None,
+                              progress: bool = True, compute: Compute = Compute(), on_state: OnState = None) -> MaskRun:
     """Same contract and state file as ``explain_per_image`` (a run may resume the other's state),
     optimizing ``chunk`` images at a time."""
     if chunk < 1:
@@ -57,7 +57,7 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
             torch.manual_seed(seed + i)
             net = build_unet(clf, unet).to(x.device)
             if init_state is not None:
-                net.load_state_dict(init_state)
+                net.load_state_dict(init_state[i] if isinstance(init_state, list) else init_state)
             nets.append(net)
         params, buffers = stack_module_state(nets)
         skeleton = copy.deepcopy(nets[0]).to("meta")
@@ -115,6 +115,8 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
                 use = best_area < last_total
                 p = torch.where(use.to(p.device)[:, None, None, None], best.to(p.device), p)
         final = _final_terms(clf, xc, rc, p, loss, bc, gens)
+        for j, i in enumerate(idx if on_state is not None else ()):
+            on_state(i, {k: v[j].detach().clone() for k, v in {**params, **buffers}.items()})
         for j in range(len(idx)):
             state["done"].append({"soft": p[j:j + 1].cpu().float(), "last": p_last[j:j + 1].cpu().float(),
                                   "final": {k: v[j:j + 1] for k, v in final.items()}})

@@ -4,7 +4,8 @@ seed of every regime explains the same evaluation images; the amortized net trai
 class-stratified subset listed in ``train_ids.csv``.
 
 Per seed folder: ``masks.npz`` (float32 soft + bool hard masks per regime; a regime selected on
-``kept`` also stores its last mask as ``<regime>_last``), ``summary.csv``, ``config.yaml``, and for
+``kept`` also stores its last mask as ``<regime>_last``; a per-image run with an area ladder stores the
+chosen rung's masks and each image's rungs in ``ladder.json``), ``summary.csv``, ``config.yaml``, and for
 the amortized regime ``explainer.pt`` and ``train_ids.csv``: bytes that depend only on the inputs.
 Training curves go to ``<live>/seed<k>/`` (dvclive) and wall times to the run's timing file
 (:mod:`actmatch.explainer.timing`), both outside the output folder. Every seed resumes from its own
@@ -36,6 +37,7 @@ from actmatch.explainer.batched import explain_per_image_batched
 from actmatch.explainer.convergence import verdict
 from actmatch.explainer.inputs import load_inputs
 from actmatch.explainer.timing import write_timing
+from actmatch.explainer.ladder import explain_ladder, write_ladder
 from actmatch.explainer.outputs import (eval_split, seed_dir, train_subset, write_config, write_ids, write_masks,
                                         write_summary)
 from actmatch.explainer.train import Compute, MaskRun, explain_per_image, predict_masks, train_amortized
@@ -163,7 +165,14 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
     for seed in seeds:
         state = ctx.state.with_name(f"{ctx.state.name}-seed{seed}")
         start = time.perf_counter()
-        if ctx.per_image_batch > 1:  # many images' U-Nets at once (fills a GPU); same masks to float tolerance
+        ladder = None
+        if run.per_image.ladder is not None:  # the area ladder (issue 29): the CLI's implementation
+            ladder = explain_ladder(clf, x, loss, run.unet, run.per_image, run.fill, seed, run.per_image.ladder,
+                                    keep_ratio=run.per_image.keep_ratio, rung_steps=run.per_image.rung_steps,
+                                    chunk=ctx.per_image_batch, state_path=state, progress=ctx.progress,
+                                    compute=ctx.compute)
+            res = ladder.masks
+        elif ctx.per_image_batch > 1:  # many images' U-Nets at once (fills a GPU); same masks to float tolerance
             res = explain_per_image_batched(clf, x, loss, run.unet, run.per_image, run.fill, seed,
                                             chunk=ctx.per_image_batch, state_path=state, progress=ctx.progress,
                                             compute=ctx.compute)
@@ -175,6 +184,8 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
         with atomic_dir(seed_dir(ctx.out, seed)) as tmp:
             write_masks(tmp / "masks.npz", ids, **_masks(run.regime, res))
             write_summary(tmp / "summary.csv", frames)
+            if ladder is not None:
+                write_ladder(tmp / "ladder.json", ids, ladder, clf.class_names)
             write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed, data_seed=data_seed)
             write_json(tmp / "convergence.json", _verdicts({run.regime: res}))
         times[f"seed{seed}"] = {"seconds": seconds, "images": len(idx), "ms_per_image": 1000 * seconds / len(idx),

@@ -83,6 +83,10 @@ def autocast(compute: Compute, device: torch.device) -> Iterator[None]:
         yield
 
 
+InitState = dict[str, torch.Tensor] | list[dict[str, torch.Tensor]] | None  # one start for all, or one per image
+OnState = Callable[[int, dict[str, torch.Tensor]], None] | None  # (image index, its U-Net's final weights)
+
+
 class LossNotFiniteError(ValueError):
     """The objective became NaN or infinite; the message names the term(s) and what was kept."""
 
@@ -97,7 +101,7 @@ def _check_finite(terms: dict[str, torch.Tensor], total: torch.Tensor, where: st
 
 
 def build_unet(clf: Classifier, cfg: UNetParams) -> UNet:
-    return UNet(clf.in_channels, cfg.widths, cfg.bottleneck, cfg.init_area, cfg.grid)
+    return UNet(clf.in_channels, cfg.widths, cfg.bottleneck, cfg.init_area, grid=cfg.grid, padding=cfg.padding)
 
 
 @torch.no_grad()
@@ -109,12 +113,15 @@ def _final_terms(clf: Classifier, x: torch.Tensor, ref: Reference, p: torch.Tens
 
 
 def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNetParams, steps: StepsParams,
-                      fill: str, seed: int, *, init_state: dict[str, torch.Tensor] | None = None,
-                      state_path: Path | None = None, progress: bool = True, compute: Compute = Compute()) -> MaskRun:
+                      fill: str, seed: int, *, init_state: InitState = None,
+                      state_path: Path | None = None, progress: bool = True, compute: Compute = Compute(),
+                      on_state: OnState = None) -> MaskRun:
     """Optimize one U-Net per image of ``x`` (N, C, H, W), normalized, on the classifier's device.
 
-    With ``init_state`` every image starts from those weights (the ``finetune`` regime). With
-    ``state_path`` finished images are saved after each one and skipped on a rerun."""
+    With ``init_state`` every image starts from those weights (the ``finetune`` regime), or image ``i``
+    from ``init_state[i]`` (a list: the area ladder's warm start). With ``state_path`` finished images
+    are saved after each one and skipped on a rerun. ``on_state(i, weights)`` receives each image's
+    final U-Net weights (not for images resumed from the state file)."""
     key = state_key("per_image", loss, unet, steps, fill, seed, init_state is not None, x.shape,
                     float(x.double().sum()))
     state = load_state(state_path, key) or {"key": key, "done": [], "curves": []}
@@ -127,7 +134,7 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
         gen = torch.Generator().manual_seed(seed + i)
         net = build_unet(clf, unet).to(x.device)
         if init_state is not None:
-            net.load_state_dict(init_state)
+            net.load_state_dict(init_state[i] if isinstance(init_state, list) else init_state)
         compute.module(net)
         opt = torch.optim.Adam(net.parameters(), lr=steps.lr)
         scaler = compute.scaler(x.device)
@@ -167,6 +174,8 @@ def explain_per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: 
                 if best[0] < last_total:
                     p = best[1]
         final = _final_terms(clf, xi, ri, p, loss, bi, gen)
+        if on_state is not None:
+            on_state(i, {k: v.detach().clone() for k, v in net.state_dict().items()})
         state["done"].append({"soft": p.cpu().float(), "last": p_last.cpu().float(), "final": final})
         state["curves"].append(curve)
         save_state(state_path, state)

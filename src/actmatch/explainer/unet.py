@@ -12,6 +12,11 @@ bias, the authors' code: then the first hard mask is decided by the initial weig
 A second option, ours: ``grid`` K > 1 gives the mask one free value per K×K cell (the head's logits
 averaged over each cell, ``ceil_mode``, and upsampled bilinearly back to H×W), a coarser mask that the
 photo probes tried (docs/results.md); K = 1, the default, is the per-pixel mask, computed as before.
+
+``padding``: how the 3×3 convolutions pad (``zeros``, the default and the authors' code; ``reflect``,
+``replicate``). Zero padding tells the net where the border is: on a flat image its logits differ from the
+interior's only along the border (tools/border_probe.py), so when the classifier gives the mask nothing to
+follow, an area constraint is met with a border strip (issue 29). The photo run uses ``reflect``.
 """
 
 from __future__ import annotations
@@ -23,20 +28,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet"]
+__all__ = ["UNet", "PADDINGS"]
+
+PADDINGS = ("zeros", "reflect", "replicate")
 
 
 class DoubleConv(nn.Sequential):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+    def __init__(self, cin: int, cout: int, padding_mode: str = "zeros") -> None:
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1, padding_mode=padding_mode), nn.ReLU(inplace=True))
 
 
 class UNet(nn.Module):
     """Maps an image ``(B, C, H, W)`` (any H, W) to mask logits ``(B, 1, H, W)``."""
 
     def __init__(self, in_channels: int, widths: Sequence[int] = (32, 64, 128, 256), bottleneck: int = 512,
-                 init_area: float | None = None, grid: int = 1) -> None:
+                 init_area: float | None = None, padding: str = "zeros", grid: int = 1) -> None:
         super().__init__()
         if grid < 1:
             raise ValueError(f"grid must be >= 1, got {grid}")
@@ -45,19 +52,21 @@ class UNet(nn.Module):
             raise ValueError("widths must name at least one level")
         if init_area is not None and not 0.0 < init_area < 1.0:
             raise ValueError(f"init_area must be in (0, 1), got {init_area}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
         self.depth = len(widths)
         self.downs = nn.ModuleList()
         cin = in_channels
         for w in widths:
-            self.downs.append(DoubleConv(cin, w))
+            self.downs.append(DoubleConv(cin, w, padding))
             cin = w
-        self.bottleneck = DoubleConv(cin, bottleneck)
+        self.bottleneck = DoubleConv(cin, bottleneck, padding)
         self.ups = nn.ModuleList()
         self.up_convs = nn.ModuleList()
         cin = bottleneck
         for w in reversed(widths):
             self.ups.append(nn.ConvTranspose2d(cin, w, 2, stride=2))
-            self.up_convs.append(DoubleConv(2 * w, w))
+            self.up_convs.append(DoubleConv(2 * w, w, padding))
             cin = w
         self.head = nn.Conv2d(cin, 1, 1)
         if init_area is not None:

@@ -26,6 +26,7 @@ from actmatch.explainer.timing import our_costs
 from actmatch.report import captions as cap
 from actmatch.report.ablations import ABLATION_COLUMNS, ablation_table, load_ablations, sweeps
 from actmatch.report import examples as read
+from actmatch.report.ladder import ladder_summary, read_ladders
 from actmatch.report.page import FigureItem, Section, TableItem, headline_markdown, html_page, results_markdown
 from actmatch.report.paper import syce_figure, glance_cf_figure, glance_graph_figure, glance_strips_figure, \
     sweep_figure, tradeoff_figure, triplet_figure
@@ -143,20 +144,44 @@ def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, 
         images.append(img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2))
     methods = [m for m in per_image["method"].unique() if m.startswith("ours:") and not m.endswith("_last")]
     methods += [m for m in ("extremal_authors", "extremal") if m in set(per_image["method"])]
+    frame, ladder_note = _ladder_columns(per_image_table(per_image, methods), maps_file.parents[2] / "explainers" / g,
+                                         methods)
     table = w.table(TableItem(
-        f"table_per_image_{g}", per_image_table(per_image, methods),
+        f"table_per_image_{g}", frame,
         f"Per image, {st['classifier']} on {st['dataset']}: for our regimes and Extremal Perturbation (its "
         "authors' settings and ours), the hard mask's area and p_e(y) / p_x(y) as the median over seeds "
         "(min–max), and the seeds whose mask kept the label; Extremal Perturbation is binarized per seed at the "
         f"areas of ours:{st['match_area']}. trivial: the classifier gives the photo with every pixel removed (the "
-        "fill alone) the same label, so an empty mask keeps it: a kept label there says nothing. Source: "
-        f"`results/metrics/{g}/per_image.csv`.", {}))
+        "fill alone) the same label, so an empty mask keeps it: a kept label there says nothing."
+        f"{ladder_note} Source: `results/metrics/{g}/per_image.csv`.", {}))
     fig = per_image_figure(images, ids, previews, per_image, ours, other, (0.02, 0.05, 0.10),
                            f"{st['classifier']} on {st['dataset']}: {ours} and {other} per image")
     return [table, w.figure(f"fig_per_image_{g}", fig,
                      f"Per image (first non-collapsed seed): what the classifier saw, the top 2, 5 and 10 % of the pixels of "
                      f"{ours}'s soft mask (the rest dimmed), {other}'s top 5 %, and p_e(y) / p_x(y) as the pixels "
                      f"kept shrink. Sources: `results/metrics/{g}/maps.npz`, `results/metrics/{g}/per_image.csv`.")]
+
+
+def _ladder_columns(table: pd.DataFrame, explainers: Path, methods: list[str]) -> tuple[pd.DataFrame, str]:
+    """Issue 29: for each of our regimes that climbed the area ladder, per photo and seed the smallest kept area
+    and its p_ratio (from its seeds' ladder.json), and a caption sentence with how many photos keep their label
+    at <= 10 % of the pixels on every seed."""
+    note = ""
+    for m in [m for m in methods if m.startswith("ours:")]:
+        rows = read_ladders(explainers / m.removeprefix("ours:"))
+        if rows.empty:
+            continue
+        cells, every = ladder_summary(rows)
+        cells = cells.set_index("id")
+        table[f"{m} ladder area"] = [cells.at[i, "area"] if i in cells.index else "–" for i in table["image"]]
+        table[f"{m} ladder p_ratio"] = [cells.at[i, "p_ratio"] if i in cells.index else "–" for i in table["image"]]
+        seeds = sorted(rows["seed"].unique())
+        note += (f" {m} ladder area / p_ratio: per seed ({', '.join(map(str, seeds))}), the area of the first rung of "
+                 "the area ladder (2, 5, 10, 20, 40 %) whose mask kept the label with p_e(y) / p_x(y) >= the run's "
+                 "keep_ratio, and its p_ratio; 'none': no rung did (no explanation), '*': a trivial keep (the fill "
+                 f"alone keeps the label). {every} of {rows['id'].nunique()} photos keep their label at <= 10 % of "
+                 "the pixels on every seed.")
+    return table, note
 
 
 def _syce_section(w: _Writer, results: Path, data: Path, runs: dict[str, dict], n: int) -> Section:
