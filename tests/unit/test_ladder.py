@@ -202,3 +202,24 @@ def test_reflect_padding_gives_the_unet_no_border_on_a_flat_image():
     assert ratios["zeros"] > 5 and ratios["reflect"] < 1, ratios
     with pytest.raises(ValueError, match="padding must be one of zeros, reflect, replicate"):
         UNet(3, [4], 8, 0.1, "circular")
+
+
+def test_a_passing_mask_over_its_target_does_not_stop_the_climb_and_the_smallest_passing_mask_is_chosen():
+    """A rung whose mask keeps the label but overshoots its target (a 2 % rung ending at 30 %) is remembered,
+    the climb goes on, and the answer is the smallest passing mask over every rung tried (ties: the lower rung)."""
+    from actmatch.explainer.ladder import AREA_SLACK, ImageLadder, Rung
+
+    im = ImageLadder(y=1, p_x=0.8, runner_up=0, p_runner_up=0.1, y_null=0, p_null=0.05)
+    im.rungs = [Rung(0.02, 0.30, True, 0.6, 0.75, 1),    # passes, but 15x its target
+                Rung(0.05, 0.00, True, 0.7, 0.875, 1),   # empty: never passes
+                Rung(0.10, 0.12, True, 0.5, 0.625, 1),   # passes, within 2x its target: stops a climb
+                Rung(0.20, 0.12, True, 0.5, 0.1, 1)]     # same area, p_ratio below 0.25: fails
+    assert AREA_SLACK == 2.0
+    assert [r.on_target for r in im.rungs] == [False, True, True, True]
+    im.choose(0.25)
+    assert im.chosen == 2 and not im.over_target and im.reason(["a", "b"], 0.25) is None
+    im.rungs[2] = Rung(0.10, 0.31, True, 0.5, 0.625, 1)  # now over its target too, and larger than the first
+    im.choose(0.25)
+    assert im.chosen == 0 and im.over_target
+    assert "30.0% of the pixels, over its rung's target (2% of the pixels)" in im.reason(["a", "b"], 0.25)
+    assert im.record(["a", "b"], 0.25)["over_target"] is True

@@ -6,7 +6,8 @@ ladder asks the paper's own claim per image. Rungs ``a_1 < a_2 < …`` are tried
 optimizes the per-image objective (method.md §3, §4) with the area term a constraint toward ``a_r``
 (``LossConfig.area_target``, Fong et al.'s ranking constraint). The first rung starts from scratch with
 ``steps.steps`` steps; every later rung starts from the image's U-Net after the previous rung (a warm start)
-and runs ``rung_steps`` steps. An image stops at the first rung whose hard mask
+and runs ``rung_steps`` steps. An image stops at the first rung whose hard mask is within
+:data:`AREA_SLACK` times the rung's target and
 
 * is not empty,
 * keeps the classifier's top-1 label ``y`` (``y = argmax p_x``, the classifier's own answer on the image,
@@ -16,7 +17,12 @@ and runs ``rung_steps`` steps. An image stops at the first rung whose hard mask
 An image whose mask came out empty at a rung starts the next rung afresh (a collapsed net's saturated sigmoid
 hardly moves), also with ``rung_steps`` steps: an image costs at most ``steps + (rungs − 1) · rung_steps``.
 
-That rung is *chosen*. When no rung passes, the image has no explanation: :meth:`ImageLadder.reason` says
+A rung's optimizer does not always reach its target (a 2 % rung may end at 30 % of the pixels): the climb
+stops early only at a passing mask within :data:`AREA_SLACK` times its rung's target; a passing mask above
+that is remembered and the climb goes on. The *chosen* rung is the passing rung with the smallest area
+(the one that stopped the climb, unless an earlier over-target mask was smaller; the record says
+``over_target`` when the chosen mask is above its rung's slack): the answer is always the smallest mask
+found that keeps the decision. When no rung passes, the image has no explanation: :meth:`ImageLadder.reason` says
 what was measured (each rung's top-1 on the explanation and p_ratio, and the classifier's own top two on
 the image, a near tie when ``margin_x`` < :data:`NEAR_TIE`). The *null explanation* (the fill alone, no
 pixel kept) is scored once per image: when it already gives ``y`` the image is *trivial* (an empty or tiny
@@ -48,8 +54,10 @@ from actmatch.core.masks import apply_mask, fill_values
 from actmatch.core.resume import load_state, save_state, state_key
 from actmatch.explainer.train import Compute, MaskRun, _collect, build_unet, explain_per_image
 
-__all__ = ["Rung", "ImageLadder", "LadderRun", "explain_ladder", "judge", "write_ladder", "NEAR_TIE", "DEFAULT_RUNGS"]
+__all__ = ["Rung", "ImageLadder", "LadderRun", "explain_ladder", "judge", "write_ladder", "NEAR_TIE", "DEFAULT_RUNGS",
+           "AREA_SLACK"]
 
+AREA_SLACK = 2.0  # a passing mask stops the climb only if its area <= AREA_SLACK x its rung's target
 NEAR_TIE = 0.1  # margin_x = p_x(y) − p_x(runner-up) below this: the classifier itself nearly ties on the image
 DEFAULT_RUNGS = (0.02, 0.05, 0.1, 0.2, 0.4)
 
@@ -69,6 +77,11 @@ class Rung:
 
     def passes(self, keep_ratio: float) -> bool:
         return self.area > 0 and self.kept and self.p_ratio >= keep_ratio
+
+    @property
+    def on_target(self) -> bool:
+        """The mask's area is within :data:`AREA_SLACK` times the rung's target (always, without a target)."""
+        return self.area_target is None or self.area <= AREA_SLACK * self.area_target
 
 
 @dataclass
@@ -99,6 +112,16 @@ class ImageLadder:
         return self.chosen is not None
 
     @property
+    def over_target(self) -> bool:
+        """The chosen mask is larger than its rung aimed at (no rung reached its target and kept the label)."""
+        return self.chosen is not None and not self.rungs[self.chosen].on_target
+
+    def choose(self, keep_ratio: float) -> None:
+        """After the climb: the passing rung with the smallest area, if any (ties: the lower rung)."""
+        ok = [j for j, r in enumerate(self.rungs) if r.passes(keep_ratio)]
+        self.chosen = min(ok, key=lambda j: (self.rungs[j].area, j)) if ok else None
+
+    @property
     def shown(self) -> Rung:
         """The rung the image's mask comes from: the chosen one, else the last one tried."""
         return self.rungs[self.chosen if self.chosen is not None else -1]
@@ -111,7 +134,10 @@ class ImageLadder:
         null = (f"the fill alone (no pixel kept) is already classified '{names[self.y]}' (p_null(y) {self.p_null:.3f}, "
                 f"p_null/p_x {self.p_null / self.p_x:.2f}): a trivial keep, any mask keeps the label")
         if self.chosen is not None:
-            return f"trivial: {null}; the mask says little" if self.trivial else None
+            over = (f"the smallest mask that kept the label covers {self.shown.area:.1%} of the pixels, over its "
+                    f"rung's target ({_pct(self.shown.area_target)})" if self.over_target else None)
+            parts = [p for p in (over, f"trivial: {null}; the mask says little" if self.trivial else None) if p]
+            return "; ".join(parts) or None
         top = _pct(self.rungs[-1].area_target)
         if all(r.area == 0 for r in self.rungs):
             what = f"every mask up to {top} came out empty (the fill alone is classified '{names[self.y_null]}')"
@@ -130,6 +156,7 @@ class ImageLadder:
         shown = self.shown
         return {"label": self.y, "class_name": names[self.y], "p_x": self.p_x, "label_kept": self.label_kept,
                 "p_e": shown.p_e, "p_ratio": shown.p_ratio, "area": shown.area, "area_target": shown.area_target,
+                "over_target": self.over_target,
                 "runner_up": names[self.runner_up], "p_x_runner_up": self.p_runner_up, "margin_x": self.margin_x,
                 "null_class_name": names[self.y_null], "p_null": self.p_null, "trivial": self.trivial,
                 "keep_ratio": keep_ratio, "reason": self.reason(names, keep_ratio),
@@ -190,7 +217,7 @@ def judge(clf: Classifier, x: torch.Tensor, soft: torch.Tensor, fill: str, keep_
     px = torch.tensor([im.p_x for im in images], device=x.device)
     for im, r in zip(images, _rung(clf, x, soft, baseline, y, px, area_target)):
         im.rungs.append(r)
-        im.chosen = 0 if r.passes(keep_ratio) else None
+        im.choose(keep_ratio)
     return images
 
 
@@ -224,6 +251,7 @@ def explain_ladder(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNe
         lo = len(state["done"])
         hi = min(lo + chunk, len(x))
         done: dict[int, dict[str, Any]] = {}
+        by_rung: dict[int, list[dict[str, Any]]] = {i: [] for i in range(lo, hi)}  # each image's result per rung
         weights: dict[int, dict[str, torch.Tensor]] = {}
         climbing = list(range(lo, hi))
         curves: list[dict[str, list[float]]] = []
@@ -249,11 +277,11 @@ def explain_ladder(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNe
                 for i in group:
                     j = i - a
                     starts[i].rungs.append(scored[j])
-                    done[i] = {"soft": res.soft[j:j + 1], "last": None if res.last is None else res.last[j:j + 1],
-                               "final": {k: v[j:j + 1] for k, v in res.final.items()}}
+                    by_rung[i].append({"soft": res.soft[j:j + 1],
+                                       "last": None if res.last is None else res.last[j:j + 1],
+                                       "final": {k: v[j:j + 1] for k, v in res.final.items()}})
             for i in list(climbing):
-                if starts[i].rungs[-1].passes(keep_ratio):
-                    starts[i].chosen = r
+                if starts[i].rungs[-1].passes(keep_ratio) and starts[i].rungs[-1].on_target:
                     climbing.remove(i)
             rung_bar.update(1)
             shown = starts[hi - 1].rungs[-1]
@@ -261,7 +289,9 @@ def explain_ladder(clf: Classifier, x: torch.Tensor, loss: LossConfig, unet: UNe
             if not climbing:
                 break
         rung_bar.close()
-        for i in range(lo, hi):
+        for i in range(lo, hi):  # the smallest passing mask (the one that stopped the climb, if any), else the last
+            starts[i].choose(keep_ratio)
+            done[i] = by_rung[i][starts[i].chosen if starts[i].chosen is not None else -1]
             state["done"].append({**done[i], "ladder": starts[i]})
         state["curves"] += curves
         save_state(state_path, state)
