@@ -4,7 +4,9 @@
 - between `<!-- times:start/end -->`: measurements/stage_times.md (written by tools/stage_times.py from the
   wall times every stage logs during `dvc repro`);
 - in docs/results.md, between `<!-- probes:start/end -->`: measurements/photo_probes.md (written by
-  tools/probe_table.py from the photo probes' rows).
+  tools/probe_table.py from the photo probes' rows);
+- in docs/results.md, between `<!-- batched:start/end -->`: measurements/batched_check.md (written by
+  tools/batched_check.py: the batched rows against one image at a time).
 
     python tools/sync_readme.py          # after `dvc repro` and `python tools/stage_times.py`
     python tools/sync_readme.py --check  # exit 1 if a README copy differs (tests/test_docs.py)
@@ -18,7 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = [("README.md", "headline", "paper_figures/headline.md"), ("README.md", "times", "measurements/stage_times.md"),
-          ("docs/results.md", "probes", "measurements/photo_probes.md")]  # (document, block, generated source)
+          ("docs/results.md", "probes", "measurements/photo_probes.md"),
+          ("docs/results.md", "batched", "measurements/batched_check.md")]  # (document, block, generated source)
 
 
 def render(readme: str, name: str, body: str, doc: str = "README.md") -> str:
