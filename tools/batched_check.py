@@ -63,7 +63,10 @@ def compare_row(batched: dict[int, dict[str, float]], sequential: dict[int, dict
     diff: dict[str, float | None] = {}
     for m in METRICS:
         delta, sd = out["batched"][m]["mean"] - out["sequential"][m]["mean"], out["sequential"][m]["sd"]
-        diff[m] = None if sd is None else (delta / sd if sd > 0 else 0.0 if delta == 0 else math.copysign(math.inf, delta))
+        if sd is None:
+            diff[m] = None
+        else:
+            diff[m] = delta / sd if sd > 0 else 0.0 if delta == 0 else math.copysign(math.inf, delta)
     out["diff_in_sd"] = diff
     return out
 

@@ -2,6 +2,7 @@
 not a test and asserts nothing.
 
     python tools/benchmark_batched.py --out measurements/benchmark_batched.json [--reps 3] [--sections batched,rob,adam]
+    python tools/benchmark_batched.py --cases finetune --merge   # some cases, added to the JSON
 
 For every kind of per-image run the default pipeline has (``explainer.per_image_runs`` and the finetune of
 ``explainer.amortized_runs``, each with its own preset, U-Net, fill and selection rule from params.yaml), the
@@ -28,10 +29,12 @@ photos of ``datasets.photos.names``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,10 +56,10 @@ SIZES = (1, 2, 4, 8, 16)
 
 
 def chunk_sizes(n: int, photos: bool) -> list[int]:
-    """The chunk sizes measured for a run of ``n`` images: 1, 2, 4, 8, 16 up to n, n itself, and 3 and 9 for
-    the photos (their runs have 3 and 9 images)."""
+    """The chunk sizes measured for a run of ``n`` images: 1, 2, 4, 8, 16 up to n, n itself up to 20 (one chunk
+    for the whole run), and 3 and 9 for the photos (their runs have 3 and 9 images)."""
     extra = (3, 9) if photos else ()
-    return sorted({c for c in (*SIZES, *extra) if c <= n} | {n})
+    return sorted({c for c in (*SIZES, *extra) if c <= n} | ({n} if n <= 20 else set()))
 
 
 def seconds_per_seed(rates: dict[int, float], n: int, steps: int, chunk: int) -> float:
@@ -167,13 +170,13 @@ def _bench_steps(run: ExplainerRun, steps: StepsParams, photos: bool) -> int:
     return 3 if photos and big else 4 if photos else 6 if big else 10
 
 
-def batched_section(params: Any, reps: int, only: Sequence[str]) -> dict[str, Any]:
+def batched_section(params: Any, reps: int, only: Sequence[str], sizes_only: Sequence[int] = ()) -> dict[str, Any]:
     out = {}
     for name, (run, steps, finetune, n) in _cases(params).items():
         if only and not any(o in name for o in only):
             continue
         photos = run.dataset == "photos"
-        sizes = chunk_sizes(n, photos)
+        sizes = [c for c in chunk_sizes(n, photos) if c == 1 or not sizes_only or c in sizes_only]
         clf, x = _case_inputs(params, run, max(sizes))
         loss = params.explainer.loss(run.preset)
         k = _bench_steps(run, steps, photos)
@@ -202,9 +205,11 @@ def _max_diff(a: T.MaskRun, b: T.MaskRun) -> float:
     return max(diffs)
 
 
-def rob_section(params: Any, reps: int, chunks: dict[str, int]) -> dict[str, Any]:
+def rob_section(params: Any, reps: int, chunks: dict[str, int], only: Sequence[str]) -> dict[str, Any]:
     out = {}
     for name, (run, steps, finetune, n) in _cases(params).items():
+        if only and not any(o in name for o in only):
+            continue
         loss = params.explainer.loss(run.preset)
         if loss.weights.rob == 0 or loss.rob_ste:
             continue
@@ -221,7 +226,8 @@ def rob_section(params: Any, reps: int, chunks: dict[str, int]) -> dict[str, Any
                     objective.NO_GRAD_APART = False
             times = _interleaved({"one_batch": lambda: go(False), "no_grad_apart": lambda: go(True)}, reps)
             med = {v: statistics.median(t) for v, t in times.items()}
-            out[f"{name}@chunk{chunk}"] = {"seconds": times, "no_grad_apart_speedup": med["one_batch"] / med["no_grad_apart"],
+            out[f"{name}@chunk{chunk}"] = {"seconds": times,
+                                           "no_grad_apart_speedup": med["one_batch"] / med["no_grad_apart"],
                                            "max_abs_diff": _max_diff(go(False), go(True))}
             print(f"{name}@chunk{chunk}: no-grad apart x{out[f'{name}@chunk{chunk}']['no_grad_apart_speedup']:.3f}",
                   flush=True)
@@ -283,20 +289,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sections", default="batched,rob,adam")
     ap.add_argument("--cases", default="", help="comma-separated substrings of case names (default: every case)")
+    ap.add_argument("--sizes", default="",
+                    help="comma-separated chunk sizes to measure (default: chunk_sizes; 1 always)")
+    ap.add_argument("--merge", action="store_true",
+                    help="add this run's cases to --out (each case records the load average it ran under)")
     args = ap.parse_args(argv)
     params = check_file(args.params)
     sections = args.sections.split(",")
     only = [c for c in args.cases.split(",") if c]
-    out: dict[str, Any] = {"tool": "tools/benchmark_batched.py", "machine": machine("cpu"), "reps": args.reps,
-                           "load_average_start": list(os.getloadavg())}
+    out: dict[str, Any] = {"tool": "tools/benchmark_batched.py", "machine": machine("cpu")}
+    if args.merge and Path(args.out).is_file():
+        out = json.loads(Path(args.out).read_text())
+    load = {"reps": args.reps, "load_average_start": list(os.getloadavg())}
+
+    def add(section: str, cases: dict[str, Any]) -> None:
+        for v in cases.values():
+            v.update(load, load_average_end=list(os.getloadavg()))
+        out.setdefault(section, {}).update(cases)
     if "batched" in sections:
-        out["batched"] = batched_section(params, args.reps, only)
+        add("batched", batched_section(params, args.reps, only, [int(c) for c in args.sizes.split(",") if c]))
     if "rob" in sections:
         chunks = {k: v["fastest_chunk"] for k, v in out.get("batched", {}).items()}
-        out["rob"] = rob_section(params, args.reps, chunks)
+        add("rob", rob_section(params, args.reps, chunks, only))
     if "adam" in sections:
-        out["adam"] = adam_section(params, args.reps)
-    out["load_average_end"] = list(os.getloadavg())
+        add("adam", adam_section(params, args.reps))
     write_json(args.out, out)
     print("->", args.out)
     return 0
