@@ -170,7 +170,9 @@ def _bench_steps(run: ExplainerRun, steps: StepsParams, photos: bool) -> int:
     return 3 if photos and big else 4 if photos else 6 if big else 10
 
 
-def batched_section(params: Any, reps: int, only: Sequence[str], sizes_only: Sequence[int] = ()) -> dict[str, Any]:
+def batched_section(params: Any, reps: int, only: Sequence[str], sizes_only: Sequence[int] = (),
+                    on_case: Callable[[str, dict[str, Any]], None] | None = None, steps_override: int = 0
+                    ) -> dict[str, Any]:
     out = {}
     for name, (run, steps, finetune, n) in _cases(params).items():
         if only and not any(o in name for o in only):
@@ -179,7 +181,7 @@ def batched_section(params: Any, reps: int, only: Sequence[str], sizes_only: Seq
         sizes = [c for c in chunk_sizes(n, photos) if c == 1 or not sizes_only or c in sizes_only]
         clf, x = _case_inputs(params, run, max(sizes))
         loss = params.explainer.loss(run.preset)
-        k = _bench_steps(run, steps, photos)
+        k = steps_override or _bench_steps(run, steps, photos)
         short = steps.model_copy(update={"steps": k})
         init = T.build_unet(clf, run.unet).state_dict() if finetune else None
         print(f"{name}: {k} steps, chunks {sizes}", flush=True)
@@ -195,7 +197,9 @@ def batched_section(params: Any, reps: int, only: Sequence[str], sizes_only: Seq
                      "speed_over_sequential": {str(c): r / rates[1] for c, r in rates.items()},
                      "est_seconds_per_seed": {str(c): s for c, s in est.items()},
                      "fastest_chunk": best, "fastest_over_sequential": est[1] / est[best]}
-        print(f"  image-steps/s {({c: round(r, 1) for c, r in rates.items()})} -> chunk {best}", flush=True)
+        print(f"  image-steps/s {({c: round(r, 2) for c, r in rates.items()})} -> chunk {best}", flush=True)
+        if on_case is not None:  # written as each case ends: a long run killed keeps what it measured
+            on_case(name, out[name])
     return out
 
 
@@ -291,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cases", default="", help="comma-separated substrings of case names (default: every case)")
     ap.add_argument("--sizes", default="",
                     help="comma-separated chunk sizes to measure (default: chunk_sizes; 1 always)")
+    ap.add_argument("--steps", type=int, default=0, help="steps per measurement (default: 3 to 10 by the run's size)")
     ap.add_argument("--merge", action="store_true",
                     help="add this run's cases to --out (each case records the load average it ran under)")
     args = ap.parse_args(argv)
@@ -306,8 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for v in cases.values():
             v.update(load, load_average_end=list(os.getloadavg()))
         out.setdefault(section, {}).update(cases)
+        write_json(args.out, out)
     if "batched" in sections:
-        add("batched", batched_section(params, args.reps, only, [int(c) for c in args.sizes.split(",") if c]))
+        batched_section(params, args.reps, only, [int(c) for c in args.sizes.split(",") if c],
+                        on_case=lambda name, entry: add("batched", {name: entry}), steps_override=args.steps)
     if "rob" in sections:
         chunks = {k: v["fastest_chunk"] for k, v in out.get("batched", {}).items()}
         add("rob", rob_section(params, args.reps, chunks, only))
