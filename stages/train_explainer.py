@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     comp = Compute(cp.precision, cp.channels_last)
     comp.module(clf.model)
     ctx = RunContext(Path(args.out), Path(args.live), Path(args.state), Path(args.metrics), comp, cp.loader_workers,
-                     progress=not args.no_progress, timing=Path(args.timing), key=args.amortized_run)
+                     cp.per_image_batch, progress=not args.no_progress, timing=Path(args.timing), key=args.amortized_run)
     run_amortized(clf, load_dataset(args.data), run, ex.loss(run.preset), run.seeds or rt.seeds, rt.data_seed, ctx)
     distributed.finish(dist_info)
 

@@ -6,7 +6,9 @@
 - in docs/results.md, between `<!-- probes:start/end -->`: measurements/photo_probes.md (written by
   tools/probe_table.py from the photo probes' rows);
 - in docs/pipeline.md, between `<!-- rerun:start/end -->`: measurements/rerun_table.md (written by
-  tools/rerun_table.py: what an edit reruns, from `dvc status` on a scratch copy).
+  tools/rerun_table.py: what an edit reruns, from `dvc status` on a scratch copy);
+- in docs/results.md, between `<!-- batched:start/end -->`: measurements/batched_check.md (written by
+  tools/batched_check.py: the batched rows against one image at a time).
 
 Each block opens with a comment naming its source. Adding a block is one line in BLOCKS (and its row in
 docs/generated.md, which tests/test_generated.py holds to OUTPUTS).
@@ -24,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = [("README.md", "headline", "paper_figures/headline.md"), ("README.md", "times", "measurements/stage_times.md"),
           ("docs/results.md", "probes", "measurements/photo_probes.md"),
-          ("docs/pipeline.md", "rerun", "measurements/rerun_table.md")]  # (document, block, generated source)
+          ("docs/pipeline.md", "rerun", "measurements/rerun_table.md"),
+          ("docs/results.md", "batched", "measurements/batched_check.md")]  # (document, block, generated source)
 OUTPUTS = tuple(f"{doc}#{name}" for doc, name, _ in BLOCKS)  # what this tool writes (docs/generated.md)
 
 

@@ -32,12 +32,13 @@ from actmatch.core.masks import fill_values
 from actmatch.data.store import ImageDataset
 from actmatch.explainer.outputs import eval_split, seed_dir, train_subset, write_ids, write_masks
 from actmatch.explainer.train import predict_masks, train_amortized
-from actmatch.metrics.aggregate import aggregate_seeds, collapse_direction
+from actmatch.metrics.aggregate import aggregate_seeds, collapse_direction, is_collapsed
 from actmatch.metrics.curves import pixel_ranks, top_fraction_masks
-from actmatch.metrics.fidelity import null_prediction, predict_logits
+from actmatch.metrics.fidelity import fidelity, null_prediction, predict_logits
 from actmatch.metrics.suite import ScoreSettings, metric_columns, score_masks
 
-__all__ = ["ABLATION_METRICS", "ablate", "binarize", "score_variant", "run_variant", "summarize_variant", "base_median_area"]
+__all__ = ["ABLATION_METRICS", "ablate", "binarize", "collapsed_columns", "score_variant", "run_variant",
+           "summarize_variant", "base_median_area"]
 
 # the columns Table 2 shows (every metric of the suite is kept in per_image.csv)
 ABLATION_METRICS = ("kept", "area", "flip", "act_sim", "insertion_auc", "deletion_auc", "crispness", "p_star",
@@ -55,13 +56,25 @@ def binarize(soft: torch.Tensor, hard_area: float | None, tie_seed: int) -> torc
     return top_fraction_masks(pixel_ranks(soft, tie_seed), hard_area)
 
 
+def collapsed_columns(model: torch.nn.Module, x: torch.Tensor, hard: torch.Tensor, baseline: torch.Tensor,
+                      y: torch.Tensor, batch_size: int) -> dict[str, np.ndarray]:
+    """The per-image columns of a collapsed seed: ``area`` (0 or 1 says empty or full) and the fidelity
+    columns (``kept``, ``p_ratio``, ...; one forward pass). Every table leaves a collapsed seed out
+    (:func:`~actmatch.metrics.aggregate.is_collapsed`), so the rest of the suite is not computed; its
+    columns read NaN beside the other seeds'."""
+    cols = fidelity(model, x, hard, baseline, y, batch_size)
+    cols["area"] = hard.float().mean(dim=(1, 2, 3))
+    return {k: v.detach().cpu().numpy().astype(np.float64) for k, v in cols.items()}
+
+
 def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: LossConfig, train: AmortizedParams,
                   eval_images: int, score: ScoreSettings, seed: int, data_seed: int, state_path: Path | None = None,
                   progress: bool = True, hard_area: float | None = None
                   ) -> tuple[list[str], torch.Tensor, pd.DataFrame, dict[str, list[float]], np.ndarray]:
     """Train the variant with ``seed`` and score it. Returns the evaluation ids, the soft masks
     ``(N, 1, H, W)`` (CPU), the per-image table (``id, label, y, null_y, trivial`` + every metric; ``null_y``
-    the classifier's top-1 on the fill alone, ``trivial`` = null_y == y), the training curves
+    the classifier's top-1 on the fill alone, ``trivial`` = null_y == y; only :func:`collapsed_columns`
+    when the seed's own masks, soft > 0.5, collapsed), the training curves
     and the training rows. Training resumes by epoch from ``state_path``. With ``hard_area`` the hard
     masks are the top ``hard_area`` of each soft mask (:func:`binarize`) and the table also has
     ``area_own``, the area of ``soft > 0.5``."""
@@ -85,8 +98,11 @@ def score_variant(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
         if ds.boxes is not None:
             scale = clf.input_size / ds.images[idx[0]].shape[0]
             boxes = torch.from_numpy(np.round(ds.boxes[idx] * scale).astype(np.int64)).to(device)
-        cols, _ = score_masks(clf.model, clf.taps, x, y, soft.to(device), hard.to(device), baseline, blurred, score,
-                              boxes)
+        if is_collapsed((soft > 0.5).float().mean(dim=(1, 2, 3)).numpy()):
+            cols = collapsed_columns(clf.model, x, hard.to(device), baseline, y, score.batch_size)
+        else:
+            cols, _ = score_masks(clf.model, clf.taps, x, y, soft.to(device), hard.to(device), baseline, blurred,
+                                  score, boxes)
     if hard_area is not None:
         cols["area_own"] = (soft > 0.5).float().mean(dim=(1, 2, 3)).numpy().astype(np.float64)
     table = pd.DataFrame({"id": ids, "label": ds.labels[idx], "y": y.cpu().numpy(), "null_y": null_y.cpu().numpy(),

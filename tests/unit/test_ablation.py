@@ -73,3 +73,78 @@ def test_aggregate_seeds_decides_collapse_on_the_column_it_is_given():
     assert own["metrics"]["kept"]["n"] == 3 and own["metrics"]["kept"]["sd"] == 0.0   # one live seed
     on_area = aggregate_seeds(t, ["kept"], 20, 0)["m"]                                  # the default: `area`
     assert on_area["collapsed"] == [] and on_area["metrics"]["kept"]["mean"] == pytest.approx(0.5)
+
+
+def _variant_setup(monkeypatch, soft: torch.Tensor):
+    """A toy classifier and dataset whose variant 'trains' to the given soft masks (training stubbed)."""
+    import numpy as np
+    from torch import nn
+
+    from actmatch import ablation as A
+    from actmatch.classifiers.registry import Classifier, freeze
+    from actmatch.config.explainer import AmortizedParams, ExplainerRun
+    from actmatch.data.store import ImageDataset
+    from actmatch.explainer.train import MaskRun
+    from actmatch.metrics.suite import ScoreSettings
+    from tests.unit.test_explainer_train import LOSS
+
+    class Lin(nn.Module):  # logits = (mean pixel, −mean pixel, 0): class 0 for a bright image, 2 for black
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            m = self.scale * x.mean(dim=(1, 2, 3))
+            return torch.stack([m, -m, torch.zeros_like(m)], 1)
+
+    n = len(soft)
+    images = np.full((n + 2, 4, 4, 1), 255, np.uint8)
+    index = pd.DataFrame({"id": [f"i{k}" for k in range(n + 2)], "label": [0] * (n + 2),
+                          "split": ["test"] * n + ["train"] * 2})
+    ds = ImageDataset("toy", images, index, {})
+    clf = Classifier("toy", freeze(Lin()), 4, 1, (0.0,), (1.0,), (), ["a", "b", "c"])
+    run = ExplainerRun(classifier="toy", dataset="mnist", preset="p", fill="black",
+                       unet={"widths": [4], "bottleneck": 4, "init_area": 0.3}, eval_images=n,
+                       amortized={"lr": 1e-3, "epochs": 1, "batch_size": 2})
+    calls = []
+    monkeypatch.setattr(A, "train_amortized", lambda *a, **k: (None, {}))
+    monkeypatch.setattr(A, "predict_masks", lambda *a, **k: MaskRun(soft, {}))
+
+    def suite(model, taps, x, y, soft, hard, *rest):  # stands for the whole metric suite
+        calls.append(1)
+        return {"area": hard.mean(dim=(1, 2, 3)).numpy(), "insertion_auc": np.zeros(len(x))}, {}
+    monkeypatch.setattr(A, "score_masks", suite)
+    score = ScoreSettings(batch_size=4, curve_steps=2, perturb_draws=1, budgets=(0.5,), max_pieces=2, seed=0)
+    return A, (clf, ds, run, LOSS, AmortizedParams(lr=1e-3, epochs=1, batch_size=2), n, score, 0, 0), calls
+
+
+def test_a_collapsed_seed_gets_the_cheap_columns_only(monkeypatch):
+    # 20 images, 19 empty masks and one with 2 of 16 pixels: 95 % empty, collapsed
+    soft = torch.zeros(20, 1, 4, 4)
+    soft[0, 0, 0, :2] = 0.9
+    A, args, calls = _variant_setup(monkeypatch, soft)
+    _, _, table, _, _ = A.score_variant(*args)
+    assert calls == []  # the metric suite never ran
+    assert {"id", "label", "y", "area", "kept", "p_ratio"} <= set(table.columns) and "insertion_auc" not in table
+    assert table["area"].tolist() == [0.125] + [0.0] * 19
+    # x is all ones (class 0, logit 1); an empty mask leaves black = 0: logits (0, 0, 0), argmax 0 (first of ties)
+    assert table["kept"].tolist() == [1.0] * 20 and table["y"].tolist() == [0] * 20
+    # p_ratio = p_e(0) / p_x(0) = (1/3) / (e / (e + e^-1 + 1)) for the empty masks
+    p_x = math.e / (math.e + math.exp(-1) + 1)
+    assert table["p_ratio"].iloc[5] == pytest.approx((1 / 3) / p_x)
+
+
+def test_a_live_seed_is_scored_with_the_whole_suite(monkeypatch):
+    soft = torch.zeros(20, 1, 4, 4)
+    soft[:2, 0, 0, :2] = 0.9  # 2 of 20 masks non-empty: 90 % empty, not collapsed
+    A, args, calls = _variant_setup(monkeypatch, soft)
+    _, _, table, _, _ = A.score_variant(*args)
+    assert calls == [1] and "insertion_auc" in table and table["area"].iloc[:3].tolist() == [0.125, 0.125, 0.0]
+
+
+def test_summaries_and_tables_read_seeds_with_and_without_the_suite_columns():
+    full = _matched_table().assign(flip=0.5)
+    cheap = full[full["seed"] == 0].drop(columns=["flip"]).assign(area_own=0.0)
+    t = pd.concat([cheap, full[full["seed"] == 1]], ignore_index=True)
+    s = summarize_variant(t, "no_tv", 20, 0, collapse_on="area_own")
+    assert s["collapsed"] == [0] and s["metrics"]["flip"]["mean"] == 0.5 and s["metrics"]["flip"]["n"] == 3

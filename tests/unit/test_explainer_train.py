@@ -205,3 +205,13 @@ def test_area_ramp_scales_only_the_area_term_from_one_over_ramp_to_one():
     torch.testing.assert_close(mid, LOSS.weights.area / 10 ** 0.5 * terms["area"] + LOSS.weights.ce * terms["ce"])
     torch.testing.assert_close(last, total)
     assert ramped(total, terms, LOSS, StepsParams(lr=1e-3, steps=5), 0) is total   # no ramp: the loss as is
+
+
+def test_foreach_adam_gives_the_per_tensor_loops_numbers_bit_for_bit(clf, monkeypatch):
+    x = torch.randn(2, 1, 8, 8)
+    steps = StepsParams(lr=1e-2, steps=4)
+    assert T.ADAM_OPTIONS == {"foreach": True}  # the explainer's optimizers use it
+    ours = T.explain_per_image(clf, x, LOSS, UNET, steps, "black", 0, progress=False)
+    monkeypatch.setattr(T, "ADAM_OPTIONS", {"foreach": False})
+    loop = T.explain_per_image(clf, x, LOSS, UNET, steps, "black", 0, progress=False)
+    assert torch.equal(ours.soft, loop.soft) and (ours.final["total"] == loop.final["total"]).all()

@@ -338,3 +338,32 @@ def test_a_toy_term_added_through_the_registry_alone_is_validated_in_params_and_
     total.mean().backward()
     opt.step()
     assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))  # one step moved the mask net
+
+
+def test_no_grad_apart_classifies_rob_without_a_graph_and_keeps_the_values(setup, monkeypatch):
+    """objective.NO_GRAD_APART: under rob_ste false the rob inputs (no gradient) go through the classifier in a
+    batch of their own under no_grad; e and nec keep their graph. The values agree to float rounding (a
+    convolution's summation on the CPU depends on its batch size), the gradient too."""
+    from actmatch.explainer import objective as O
+
+    clf, net, x, ref = setup
+    cfg = _cfg(act=10, ce=15, kl=5, area=100, bin=1, tv=500, rob=100, nec=1).model_copy(update={"rob_ste": False})
+    seen = []
+    hook = clf.register_forward_hook(lambda m, i, o: seen.append((len(i[0]), torch.is_grad_enabled())))
+    out = {}
+    try:
+        for apart in (False, True):
+            monkeypatch.setattr(O, "NO_GRAD_APART", apart)
+            net.zero_grad()
+            terms = loss_terms(clf, ("block1", "block2"), x, ref, soft_mask(net(x)), cfg, torch.zeros_like(x),
+                               torch.Generator().manual_seed(0))
+            weighted_total(terms, cfg).sum().backward()
+            out[apart] = ({k: v.detach() for k, v in terms.items()}, [q.grad.clone() for q in net.parameters()])
+    finally:
+        hook.remove()
+    # one batch of e, 3 rob backgrounds and nec (5 x 2 images); apart: e + nec with a graph, the 6 rob without
+    assert seen == [(10, True), (4, True), (6, False)]
+    for k, v in out[False][0].items():
+        assert torch.allclose(out[True][0][k], v, rtol=1e-5, atol=1e-6), k
+    for a, b in zip(out[True][1], out[False][1]):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -27,7 +27,7 @@ from actmatch.classifiers.registry import Classifier
 from actmatch.config.explainer import LossConfig, StepsParams, UNetParams
 from actmatch.explainer.objective import loss_terms, reference, weighted_total
 from actmatch.explainer.train import (LOGGED, Compute, InitState, MaskRun, OnState, _check_finite, _collect,
-                                      _final_terms, autocast, build_unet, ramped)
+                                      _final_terms, adam, autocast, build_unet, ramped)
 from actmatch.core.resume import load_state, save_state, state_key
 from actmatch.core.masks import fill_values, soft_mask
 
@@ -62,7 +62,7 @@ def explain_per_image_batched(clf: Classifier, x: torch.Tensor, loss: LossConfig
         params, buffers = stack_module_state(nets)
         skeleton = copy.deepcopy(nets[0]).to("meta")
         forward = vmap(lambda p, b, xi: functional_call(skeleton, (p, b), (xi[None],))[0])
-        opt = torch.optim.Adam(list(params.values()), lr=steps.lr)
+        opt = adam(list(params.values()), steps.lr)
         scaler = compute.scaler(x.device)
         gens = [torch.Generator().manual_seed(seed + i) for i in idx]
         xc, bc, rc = x[lo:idx[-1] + 1], baseline[lo:idx[-1] + 1], ref.index(slice(lo, idx[-1] + 1))

@@ -22,7 +22,10 @@ from actmatch.explainer import losses as L
 from actmatch.explainer.losses import TERMS, tap_settings
 
 __all__ = ["Reference", "reference", "loss_terms", "weighted_total", "TERMS", "tap_settings",
-           "term_weight"]
+           "term_weight", "NO_GRAD_APART"]
+
+# Classify the inputs that take no gradient in a batch of their own, without a graph (see _classify).
+NO_GRAD_APART = False
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,7 @@ def loss_terms(model: nn.Module, taps: Sequence[str], x: torch.Tensor, ref: Refe
         if any(im.shape != x.shape for im in images):
             raise ValueError(f"loss term {t.name!r}: its inputs must have the shape of x {tuple(x.shape)}")
     use_taps = taps if any(t.needs_acts for t in active) else ()
-    with tapped(model, use_taps) as tp:
-        z = model(torch.cat([apply_mask(x, m, baseline)] + [im for images in extra for im in images]))
-        acts_e = tuple(a[:b] for a in tp.ordered()) if use_taps else ()
+    z, acts_e = _classify(model, use_taps, b, [apply_mask(x, m, baseline)] + [im for images in extra for im in images])
     ctx = replace(ctx, z_e=z[:b], acts_e=acts_e)
     terms: dict[str, torch.Tensor] = {}
     start = b
@@ -89,6 +90,27 @@ def loss_terms(model: nn.Module, taps: Sequence[str], x: torch.Tensor, ref: Refe
         terms["area_hard"] = m.detach().mean(dim=(1, 2, 3))
         terms["kept"] = (ctx.z_e.argmax(1) == ref.label).float()
     return terms
+
+
+def _classify(model: nn.Module, taps: Sequence[str], b: int,
+              inputs: list[torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Logits of ``inputs`` (each ``(b, C, H, W)``, e first) in their order, and the taps' activations of e.
+    With :data:`NO_GRAD_APART` and a graph being built, the inputs that take no gradient (``rob`` under
+    ``rob_ste: false``) go through the classifier in a second batch under ``torch.no_grad``: no backward
+    through them. Values then differ from the one-batch pass by float rounding only (a convolution's
+    rounding depends on its batch size on the CPU)."""
+    apart = NO_GRAD_APART and torch.is_grad_enabled() and inputs[0].requires_grad
+    live = [im for im in inputs if im.requires_grad or not apart]
+    dead = [im for im in inputs if apart and not im.requires_grad]
+    with tapped(model, taps) as tp:
+        z = model(torch.cat(live))
+        acts_e = tuple(a[:b] for a in tp.ordered()) if taps else ()
+    if dead:
+        with torch.no_grad():
+            z_dead = iter(model(torch.cat(dead)).split(b))
+        z_live = iter(z.split(b))
+        z = torch.cat([next(z_live) if im.requires_grad else next(z_dead) for im in inputs])
+    return z, acts_e
 
 
 def weighted_total(terms: dict[str, torch.Tensor], cfg: LossConfig) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 from dvclive import Live
 
 from actmatch.classifiers.registry import Classifier
-from actmatch.config.explainer import ExplainerRun, LossConfig
+from actmatch.config.explainer import ExplainerRun, LossConfig, StepsParams
 from actmatch.core import distributed
 from actmatch.core.figures import training_curves
 from actmatch.core.io import atomic_dir, write_json
@@ -93,6 +93,19 @@ def _summaries(clf: Classifier, x: torch.Tensor, masks: dict[str, MaskRun], run:
     return frames
 
 
+def _per_image(clf: Classifier, x: torch.Tensor, loss: LossConfig, run: ExplainerRun, steps: StepsParams, seed: int,
+               ctx: RunContext, state: Path, init_state: dict[str, torch.Tensor] | None = None) -> MaskRun:
+    """One U-Net per image (the per-image and finetune regimes): ``ctx.per_image_batch`` images at once
+    (explainer.batched; the same masks to float tolerance) or, at 1, one at a time. Both write the same
+    state file, so either resumes the other's."""
+    if ctx.per_image_batch > 1:
+        return explain_per_image_batched(clf, x, loss, run.unet, steps, run.fill, seed, chunk=ctx.per_image_batch,
+                                         init_state=init_state, state_path=state, progress=ctx.progress,
+                                         compute=ctx.compute)
+    return explain_per_image(clf, x, loss, run.unet, steps, run.fill, seed, init_state=init_state, state_path=state,
+                             progress=ctx.progress, compute=ctx.compute)
+
+
 def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: LossConfig, seeds: list[int],
                   data_seed: int, ctx: RunContext) -> None:
     """The amortized regime (and finetune from it) of ``run`` once per seed."""
@@ -126,10 +139,8 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
             t_ft = None
             if run.finetune is not None:
                 t0 = time.perf_counter()
-                masks["finetune"] = explain_per_image(clf, x, loss, run.unet, run.finetune, run.fill, seed,
-                                                      init_state=net.state_dict(),
-                                                      state_path=state.with_suffix(".finetune"),
-                                                      progress=ctx.progress, compute=ctx.compute)
+                masks["finetune"] = _per_image(clf, x, loss, run, run.finetune, seed, ctx,
+                                               state.with_suffix(".finetune"), init_state=net.state_dict())
                 t_ft = time.perf_counter() - t0
             frames = _summaries(clf, x, masks, run, ids, ds.labels[idx])
             brief[f"seed{seed}"] = _brief(frames)
@@ -172,13 +183,8 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
                                     chunk=ctx.per_image_batch, state_path=state, progress=ctx.progress,
                                     compute=ctx.compute)
             res = ladder.masks
-        elif ctx.per_image_batch > 1:  # many images' U-Nets at once (fills a GPU); same masks to float tolerance
-            res = explain_per_image_batched(clf, x, loss, run.unet, run.per_image, run.fill, seed,
-                                            chunk=ctx.per_image_batch, state_path=state, progress=ctx.progress,
-                                            compute=ctx.compute)
         else:
-            res = explain_per_image(clf, x, loss, run.unet, run.per_image, run.fill, seed, state_path=state,
-                                    progress=ctx.progress, compute=ctx.compute)
+            res = _per_image(clf, x, loss, run, run.per_image, seed, ctx, state)
         seconds = time.perf_counter() - start
         frames = _summaries(clf, x, {run.regime: res}, run, ids, ds.labels[idx])
         with atomic_dir(seed_dir(ctx.out, seed)) as tmp:
