@@ -53,9 +53,8 @@ from actmatch.explainer.batched import explain_per_image_batched
 __all__ = ["main", "chunk_sizes", "seconds_per_seed"]
 
 SIZES = (1, 2, 4, 8, 16)
-
-
 OUTPUTS = ("measurements/benchmark_batched.json",)  # docs/generated.md
+
 
 def chunk_sizes(n: int, photos: bool) -> list[int]:
     """The chunk sizes measured for a run of ``n`` images: 1, 2, 4, 8, 16 up to n, n itself up to 20 (one chunk
