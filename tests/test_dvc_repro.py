@@ -293,7 +293,7 @@ def _importers(repo: Path, module: str) -> set[str]:
     from dvc.repo import Repo
 
     with Repo(str(repo)) as r:
-        return {s.addressing for s in r.index.stages if any(str(d.def_path) == module for d in s.deps)}
+        return {s.name for s in r.index.stages if any(str(d.def_path) == module for d in s.deps)}
 
 
 def _outputs(repo: Path) -> dict[str, bytes]:

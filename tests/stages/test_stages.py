@@ -206,8 +206,8 @@ def test_train_explainer_under_torchrun_equals_one_process(work, tmp_path):
                "--params", str(params), "--no-progress"]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
-        assert sorted(p.name for p in (out / "seed0").iterdir()) == ["config.yaml", "explainer.pt", "masks.npz",
-                                                                     "summary.csv", "train_ids.csv"]
+        assert sorted(p.name for p in (out / "seed0").iterdir()) == ["config.yaml", "convergence.json", "explainer.pt",
+                                                                     "masks.npz", "summary.csv", "train_ids.csv"]
         nets[len(launcher)] = torch.load(out / "seed0/explainer.pt", weights_only=True)["state_dict"]
         with np.load(out / "seed0/masks.npz") as z:
             masks[len(launcher)] = z["amortized_soft"].astype(np.float32)
