@@ -124,6 +124,7 @@ def _sequential(results: Path, seed_dir: Path, regime: str, finetune: bool, scra
     from actmatch.data import load_dataset
     from actmatch.explainer.api import load_explainer, summarize
     from actmatch.explainer.inputs import load_inputs
+    from actmatch.explainer.ladder import explain_ladder
     from actmatch.explainer.train import explain_per_image
 
     out = scratch / seed_dir.parent.parent.name / seed_dir.parent.name / seed_dir.name / "summary.csv"
@@ -142,8 +143,13 @@ def _sequential(results: Path, seed_dir: Path, regime: str, finetune: bool, scra
         init = load_explainer(seed_dir / "explainer.pt", clf)[0].state_dict()
     steps = run.finetune if finetune else run.per_image
     out.parent.mkdir(parents=True, exist_ok=True)
-    res = explain_per_image(clf, x, loss, run.unet, steps, run.fill, int(cfg["seed"]), init_state=init,
-                            state_path=out.with_name("state.pt"))
+    if steps.ladder is not None:  # the photo run climbs the area ladder: the same climb, one image at a time
+        res = explain_ladder(clf, x, loss, run.unet, steps, run.fill, int(cfg["seed"]), steps.ladder,
+                             keep_ratio=steps.keep_ratio, rung_steps=steps.rung_steps, chunk=1,
+                             state_path=out.with_name("state.pt"), progress=False).masks
+    else:
+        res = explain_per_image(clf, x, loss, run.unet, steps, run.fill, int(cfg["seed"]), init_state=init,
+                                state_path=out.with_name("state.pt"))
     frames = [summarize(clf, x, res.soft, run.fill, ids, ds.labels[idx], res.final).assign(regime=regime)]
     if res.last is not None:
         frames.append(summarize(clf, x, res.last, run.fill, ids, ds.labels[idx]).assign(regime=f"{regime}_last"))
