@@ -20,14 +20,17 @@ from actmatch.config.syce import syce
 from actmatch.core.io import atomic_dir
 from actmatch.core.stage import run_stage, stage_parser
 from actmatch.report.build import build_report
+from actmatch.report.profile_rows import full_only, full_only_markdown
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = stage_parser(__doc__, progress=False)
-    for flag, default in (("--results", "results"), ("--data", "data"), ("--out", "paper_figures")):
+    for flag, default in (("--results", "results"), ("--data", "data"), ("--out", "paper_figures"),
+                          ("--full-profile", "profiles/full.yaml")):
         ap.add_argument(flag, default=default)
     args = ap.parse_args(argv)
     raw = read_params(args.params)
+    overlay = read_params(args.full_profile) if Path(args.full_profile).is_file() else {}
     r, ab = report(raw), ablation(raw)
     sy, gl = (syce(raw) if raw.get("syce") else None), (glance(raw) if raw.get("glance") else None)
     expected = {"groups": sorted(evaluate(raw).runs), "syce": sorted(sy.runs) if sy else [],
@@ -36,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_dir(Path(args.out)) as tmp:
         files = build_report(Path(args.results), Path(args.data), tmp, r.examples, r.sweep_image, ab.base, r.dpi,
                              sy.figure_examples if sy else 4, gl.figure_examples if gl else 4, smoke=r.smoke,
-                             expected=expected)
+                             expected=expected, full_only=full_only_markdown(full_only(raw, overlay)))
     print(f"report: {len(files)} files in {args.out}/ (open {args.out}/report.html)")
 
 

@@ -52,6 +52,7 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, work / name)
     shutil.copytree(ROOT / "stages", work / "stages")
+    shutil.copytree(ROOT / "profiles", work / "profiles")   # the report names the full profile's rows
     shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     yaml = YAML(typ="safe", pure=True)
     p = yaml.load((work / "params.yaml").read_text())
@@ -81,6 +82,9 @@ def _make_repo(work: Path, scm: bool = False) -> Path:
     ex["amortized_runs"]["lenet-mnist_3v8"].update(eval_images=6, finetune={"lr": 1e-3, "steps": 1})
     ex["amortized_runs"]["lenet-mnist_3v8"]["amortized"].update(epochs=1, max_train=32)
     ce = p["syce"]
+    # the full profile's 10-class run (profiles/full.yaml), so the conditional generator's path runs here too
+    ce["runs"]["mnist_cnn-mnist"] = {"classifier": "mnist_cnn-mnist", "dataset": "mnist"}
+    ce["vae"]["datasets"] = ["mnist_3v8", "mnist"]
     ce["train"].update(max_epochs=1, max_train=40, batch_size=16)
     ce["vae"].update(epochs=1, latent=4, js_bins=5)
     for run in ce["runs"].values():
@@ -268,7 +272,7 @@ def test_shared_remote_push_then_pull_into_a_second_checkout_runs_nothing(repo, 
     _dvc(repo, "push")
     second = tmp_path / "second"
     second.mkdir()
-    for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", ".dvc/config"):
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", ".dvc/config", "profiles/full.yaml"):
         if (repo / name).exists():
             (second / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(repo / name, second / name)

@@ -106,6 +106,7 @@ def paper_repo(tmp_path_factory):
     for name in ("stages", "src"):
         shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (work / "profiles").mkdir()
+    shutil.copy(ROOT / "profiles/full.yaml", work / "profiles/full.yaml")   # the report stage reads it
     text = (ROOT / "profiles/paper.yaml").read_text()
     for real, test in TEST_NAMES.items():
         text = text.replace(real, test)

@@ -49,6 +49,9 @@ def markdown(out: dict, counts: dict[str, int], rows: list[dict]) -> str:
     for k, v in out["groups"].items():
         lines.append(f"| `{k}` | {counts[k]} | {v / 60:.1f} | {100 * v / total:.1f} % |")
     lines.append(f"| **total** | {sum(counts.values())} | **{total / 60:.1f}** | 100 % |")
+    if out.get("resumed"):
+        lines += ["", f"Resumed after a kill, so timed only for the rest of their work: "
+                      f"{', '.join(f'`{s}`' for s in out['resumed'])}."]
     return "\n".join(lines) + "\n"
 
 
@@ -80,6 +83,7 @@ def main() -> int:
     out = {"total_seconds": round(total, 1), "stages": {k: v["seconds"] for k, v in sorted(last.items())},
            "groups": {k: round(v, 1) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
            "note": "wall seconds per stage from process start (imports included), one stage at a time",
+           "resumed": sorted(k for k, v in last.items() if v.get("resumed")),
            "machine": {"cpu": next((r["cpu"] for r in rows if r.get("cpu")), None),
                        "cores": next((r["cores"] for r in rows if r.get("cores")), None),
                        "torch_threads": sorted({r.get("threads") for r in rows if r.get("threads")})},

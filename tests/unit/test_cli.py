@@ -90,23 +90,30 @@ def trained(tmp_path):
 
 
 def test_explain_with_an_amortized_checkpoint_writes_four_files_per_image(images, trained, tmp_path, capsys):
+    """The barely trained checkpoint keeps every pixel of `gray` (area 1.0): a full mask keeps the label and
+    explains nothing, so, like an empty one, it is reported as no explanation (no picture files); an image
+    whose mask is smaller gets its mask, explanation and overlay."""
     folder, ckpt = trained
     out = tmp_path / "out"
     rc = main(["explain", str(images / "gray.png"), str(images / "photo.jpg"), "--classifier", str(folder),
                "--explainer", str(ckpt), "--out", str(out), "--no-progress", "--device", "cpu"])
     assert rc == 0
+    metas = {s: json.loads((out / f"{s}.json").read_text()) for s in ("gray", "photo")}
+    explained = [s for s, m in metas.items() if m["label_kept"]]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{s}{k}" for s in ("gray", "photo") for k in ("_mask.png", "_explanation.png", "_overlay.png", ".json")]
-        + ["index.html"])                                                   # two images: a gallery
-    meta = json.loads((out / "gray.json").read_text())
+        [f"{s}{k}" for s in explained for k in ("_mask.png", "_explanation.png", "_overlay.png")]
+        + ["gray.json", "photo.json", "index.html"])                          # two images: a gallery
+    meta = metas["gray"]
     assert meta["classifier"] == "mnist_cnn-mnist" and meta["regime"] == "amortized" and meta["area"] == 1.0
-    assert meta["label_kept"] is True and meta["p_ratio"] == 1.0
+    assert meta["label_kept"] is False and meta["p_ratio"] == 1.0 and meta["ladder"][0]["kept"] is True
+    assert meta["reason"].startswith("only the full mask (every pixel) keeps")
     # a random-weight classifier may already say y on the black fill alone: then the keep is trivial, and said so
     assert meta["trivial"] == (meta["null_class_name"] == meta["class_name"])
-    assert (meta["reason"] or "trivial").startswith("trivial") and (meta["reason"] is None) != meta["trivial"]
     assert set(meta) >= {"label", "class_name", "p_x", "p_e", "label_kept", "fill", "margin_x", "trivial", "ladder"}
-    assert Image.open(out / "gray_mask.png").size == (30, 40)                 # the image's own size
-    assert "class_name" in capsys.readouterr().out
+    for s in explained:
+        assert Image.open(out / f"{s}_mask.png").size == Image.open(images / f"{s}.{'png' if s == 'gray' else 'jpg'}").size
+    printed = capsys.readouterr()
+    assert "class_name" in printed.out and "!!  gray.png" in printed.out   # the failure's row is marked
 
 
 def test_explain_per_image_takes_the_run_from_params(images, trained, tmp_path):

@@ -130,8 +130,8 @@ def test_a_near_tie_names_both_classes():
 
 def test_a_trivial_keep_is_said_so():
     clf = stand_in(0.1, k=0.0, bias=-1.0)  # logits (0, -1) whatever it sees: the fill alone gives class 0
-    [im] = judge(clf, ramps()[:1], torch.ones(1, 1, 16, 16), "black", 0.25)
-    assert im.trivial and im.label_kept and im.y_null == 0 and im.rungs[0].area == 1.0
+    [im] = judge(clf, ramps()[:1], _mask(8), "black", 0.25)
+    assert im.trivial and im.label_kept and im.y_null == 0 and im.rungs[0].area == 0.5
     assert im.reason(clf.class_names, 0.25).startswith("trivial: the fill alone (no pixel kept) is already classified")
 
 
@@ -223,3 +223,24 @@ def test_a_passing_mask_over_its_target_does_not_stop_the_climb_and_the_smallest
     assert im.chosen == 0 and im.over_target
     assert "30.0% of the pixels, over its rung's target (2% of the pixels)" in im.reason(["a", "b"], 0.25)
     assert im.record(["a", "b"], 0.25)["over_target"] is True
+
+
+def test_a_full_or_oversized_mask_is_never_an_explanation():
+    """A mask that keeps every pixel keeps the label and explains nothing: like the empty mask, it never counts;
+    over a ladder, neither does one above AREA_SLACK x the highest target tried (0.8 for a top rung of 0.4)."""
+    from actmatch.explainer.ladder import ImageLadder, Rung
+
+    clf = stand_in(0.1, k=0.0, bias=-1.0)
+    [full] = judge(clf, ramps()[:1], torch.ones(1, 1, 16, 16), "black", 0.25)
+    assert full.rungs[0].kept and full.rungs[0].area == 1.0 and full.area_cap == 1.0 and not full.label_kept
+    assert full.reason(clf.class_names, 0.25).startswith(
+        "only the full mask (every pixel) keeps 'kept' (p_ratio 1.00): it explains nothing")
+    im = ImageLadder(y=1, p_x=0.8, runner_up=0, p_runner_up=0.1, y_null=0, p_null=0.05)
+    im.rungs = [Rung(0.2, 0.10, False, 0.1, 0.125, 0),   # loses the label
+                Rung(0.4, 0.85, True, 0.8, 1.0, 1)]      # keeps it at 85 %: over 2 x 0.4
+    im.choose(0.25)
+    assert im.area_cap == pytest.approx(0.8) and im.chosen is None and not im.label_kept
+    assert im.reason(["a", "b"], 0.25).startswith("only masks over 80% of the pixels keep 'b' (the smallest: 85.0%")
+    im.rungs[1] = Rung(0.4, 0.79, True, 0.8, 1.0, 1)    # 79 %: under the cap -> chosen
+    im.choose(0.25)
+    assert im.chosen == 1 and im.label_kept

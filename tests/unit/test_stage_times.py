@@ -32,7 +32,9 @@ def test_stage_times_table_carries_the_machine_and_its_score(tmp_path, monkeypat
     rows = [{"stage": "evaluate@a", "seconds": 120.0, "threads": 2, "cpu": "Test CPU", "cores": 2},
             {"stage": "evaluate@b", "seconds": 60.0, "threads": 2, "cpu": "Test CPU", "cores": 2},
             {"stage": "evaluate@a", "seconds": 90.0, "threads": 2, "cpu": "Test CPU", "cores": 2},  # a rerun: latest
-            {"stage": "report", "seconds": 30.0, "threads": None, "cpu": "Test CPU", "cores": 2}]
+            {"stage": "report", "seconds": 30.0, "threads": None, "cpu": "Test CPU", "cores": 2},
+            {"stage": "evaluate@b", "seconds": 1.0, "threads": 2, "cpu": "Test CPU", "cores": 2, "resumed": True},
+            {"stage": "evaluate@b", "seconds": 60.0, "threads": 2, "cpu": "Test CPU", "cores": 2}]  # whole again
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     score = tmp_path / "score.json"
     score.write_text(json.dumps({"score": 12.5, "unit": "iterations per second", "load_average": [1.0, 1.0, 1.0],
@@ -48,6 +50,28 @@ def test_stage_times_table_carries_the_machine_and_its_score(tmp_path, monkeypat
     text = md.read_text()
     assert "Test CPU, 2 cores, 2 torch threads; machine score 12.50 it/s" in text
     assert "| `evaluate` | 2 | 2.5 | 83.3 % |" in text and "| **total** | 3 | **3.0** | 100 % |" in text
+    assert res["resumed"] == [] and "Resumed" not in text
+    log.write_text(log.read_text() + json.dumps({"stage": "report", "seconds": 3.0, "resumed": True}) + "\n")
+    assert stage_times.main() == 0
+    assert json.loads(out.read_text())["resumed"] == ["report"]
+    assert "timed only for the rest of their work: `report`." in md.read_text()
+
+
+def test_a_stage_that_finds_its_state_logs_that_it_resumed(tmp_path, monkeypatch):
+    from actmatch.core import stage
+
+    monkeypatch.setenv("DVC_STAGE", "evaluate@g")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setattr(stage, "TIMINGS", "times.jsonl")
+    state = tmp_path / "state" / "evaluate-g"
+    assert stage.run_stage(lambda argv: None, ["--state", str(state)], check=None) == 0
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "evaluate-g-paper-seed0").write_text("x")   # another run's (evaluate@g-paper)
+    assert stage.run_stage(lambda argv: None, ["--state", str(state)], check=None) == 0
+    (tmp_path / "state" / "evaluate-g-seed1").write_text("x")     # a killed run's per-seed state
+    assert stage.run_stage(lambda argv: None, ["--state", str(state)], check=None) == 0
+    rows = [json.loads(line) for line in (tmp_path / "times.jsonl").read_text().splitlines()]
+    assert [r.get("resumed", False) for r in rows] == [False, False, True]
 
 
 def test_machine_score_runs_the_fixed_workload_and_refuses_bad_settings(tmp_path, capsys):

@@ -129,8 +129,11 @@ def test_syce_params_errors_name_the_key(tmp_path):
     raw["syce"]["variants"] = ["syce", "syce"]
     with pytest.raises(ParamsError, match="unique"):
         parse_params(raw)
-    p = load_params("params.yaml")
-    assert p.syce.train_for("mnist_cnn-mnist").max_epochs == 30 and p.syce.train.max_epochs == 60
+    from actmatch.profiles import apply_profile
+
+    full = parse_params(yaml.safe_load(apply_profile("full", "params.yaml", dry_run=True)))   # the 10-class run
+    assert full.syce.train_for("mnist_cnn-mnist").max_epochs == 30 and full.syce.train.max_epochs == 60
+    assert "mnist_cnn-mnist" not in load_params("params.yaml").syce.runs        # over the default's budget
 
 
 def test_grad_cam_reads_the_last_tap_with_a_spatial_output():

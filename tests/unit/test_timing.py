@@ -51,3 +51,21 @@ def test_a_foreign_file_is_an_error_naming_it(tmp_path):
     (tmp_path / "explain_images/g.json").write_text(json.dumps({"stage": "explain_images", "group": "g"}))
     with pytest.raises(ValueError, match=r"explain_images/g.json is not an explain stage's timing file"):
         our_costs(tmp_path, "g")
+
+
+def test_a_seed_resumed_from_a_killed_run_is_left_out_of_the_cost(tmp_path):
+    """A seed that resumed from its state timed only the rest of its work (measured: 0.06 s for a finished
+    seed, 1140 s for one resumed mid-way under load): the median is over the seeds that ran whole."""
+    write_timing(tmp_path / "explain_images/g.json", "explain_images", "g", "cpu",
+                 {"seed0": {"ms_per_image": 10.0, "resumed": ["per_image"]}, "seed1": {"ms_per_image": 5000.0},
+                  "seed2": {"ms_per_image": 7000.0, "resumed": []}}, regime="per_image")
+    write_timing(tmp_path / "train_explainer/g.json", "train_explainer", "g", "cpu",
+                 {"seed0": {"amortized_ms_per_image": 2.0, "finetune_ms_per_image": 1.0, "resumed": ["finetune"]},
+                  "seed1": {"amortized_ms_per_image": 4.0, "finetune_ms_per_image": 300.0, "resumed": ["amortized"]}})
+    cost = our_costs(tmp_path, "g")
+    assert cost["ours:per_image"]["ms_per_explanation"] == 6000.0 and cost["ours:per_image"]["n"] == 2
+    assert cost["ours:finetune"]["ms_per_explanation"] == 300.0 and cost["ours:finetune"]["n"] == 1
+    assert cost["ours:amortized"]["ms_per_explanation"] == 3.0   # prediction always runs whole
+    write_timing(tmp_path / "explain_images/g.json", "explain_images", "g", "cpu",
+                 {"seed0": {"ms_per_image": 10.0, "resumed": ["per_image"]}}, regime="per_image")
+    assert "ours:per_image" not in our_costs(tmp_path, "g")

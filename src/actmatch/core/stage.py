@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from actmatch.core.errors import ActmatchError
@@ -68,6 +69,7 @@ def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] 
     ``None``: no check)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
+    resumed = _has_state(sys.argv[1:] if argv is None else argv)
     try:
         load_plugins()  # ACTMATCH_PLUGINS: extra registry entries / mirrors (tests, labs)
         if check is not None:
@@ -77,11 +79,23 @@ def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] 
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    _log_time()
+    _log_time(resumed)
     return 0
 
 
-def _log_time() -> None:
+def _has_state(argv: Sequence[str]) -> bool:
+    """Whether a killed earlier run of this stage left state behind (``--state PATH``): the stage resumes
+    from it, so its wall time covers only the rest of its work."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--state")
+    state = pre.parse_known_args(argv)[0].state
+    if not state:
+        return False
+    path = Path(state)  # the stage's own names: PATH, PATH.<part>, PATH-seed<k>[.<part>] (not PATH-<other run>)
+    return path.exists() or any(p for pattern in (".*", "-seed*") for p in path.parent.glob(path.name + pattern))
+
+
+def _log_time(resumed: bool = False) -> None:
     stage = os.environ.get("DVC_STAGE")
     if not stage:
         return
@@ -94,4 +108,4 @@ def _log_time() -> None:
         fh.write(json.dumps({"stage": stage, "seconds": round(time.time() - started, 2), "end": round(time.time()),
                              "threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
                              "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                             else os.cpu_count()}) + "\n")
+                             else os.cpu_count(), **({"resumed": True} if resumed else {})}) + "\n")

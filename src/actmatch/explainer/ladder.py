@@ -22,7 +22,9 @@ stops early only at a passing mask within :data:`AREA_SLACK` times its rung's ta
 that is remembered and the climb goes on. The *chosen* rung is the passing rung with the smallest area
 (the one that stopped the climb, unless an earlier over-target mask was smaller; the record says
 ``over_target`` when the chosen mask is above its rung's slack): the answer is always the smallest mask
-found that keeps the decision. When no rung passes, the image has no explanation: :meth:`ImageLadder.reason` says
+found that keeps the decision. A mask larger than :data:`AREA_SLACK` times the highest target tried (with the
+default rungs, 80 % of the pixels; always a full mask) never counts, however well it keeps the label: like an
+empty mask, it explains nothing. When no rung passes, the image has no explanation: :meth:`ImageLadder.reason` says
 what was measured (each rung's top-1 on the explanation and p_ratio, and the classifier's own top two on
 the image, a near tie when ``margin_x`` < :data:`NEAR_TIE`). The *null explanation* (the fill alone, no
 pixel kept) is scored once per image: when it already gives ``y`` the image is *trivial* (an empty or tiny
@@ -116,9 +118,20 @@ class ImageLadder:
         """The chosen mask is larger than its rung aimed at (no rung reached its target and kept the label)."""
         return self.chosen is not None and not self.rungs[self.chosen].on_target
 
+    @property
+    def area_cap(self) -> float:
+        """The largest area that still counts as an explanation: :data:`AREA_SLACK` times the highest target
+        tried (a full mask keeps every pixel and explains nothing, like the empty one), never 1."""
+        targets = [r.area_target for r in self.rungs if r.area_target is not None]
+        return min(AREA_SLACK * max(targets), 1.0) if targets else 1.0
+
+    def _explains(self, r: Rung, keep_ratio: float) -> bool:
+        return r.passes(keep_ratio) and (r.area <= self.area_cap if self.area_cap < 1 else r.area < 1)
+
     def choose(self, keep_ratio: float) -> None:
-        """After the climb: the passing rung with the smallest area, if any (ties: the lower rung)."""
-        ok = [j for j, r in enumerate(self.rungs) if r.passes(keep_ratio)]
+        """After the climb: the passing rung with the smallest area, if any (ties: the lower rung); a mask
+        over :attr:`area_cap` (e.g. all ones) never counts, however well it keeps the label."""
+        ok = [j for j, r in enumerate(self.rungs) if self._explains(r, keep_ratio)]
         self.chosen = min(ok, key=lambda j: (self.rungs[j].area, j)) if ok else None
 
     @property
@@ -145,6 +158,12 @@ class ImageLadder:
             what = f"no mask up to {top} keeps the label '{names[self.y]}': " + "; ".join(
                 f"at {r.area:.1%} of the pixels the explanation is '{names[r.y_e]}' (p_ratio {r.p_ratio:.2f})"
                 for r in self.rungs)
+        elif any(r.passes(keep_ratio) for r in self.rungs):
+            big = min((r for r in self.rungs if r.passes(keep_ratio)), key=lambda r: r.area)
+            what = (f"only the full mask (every pixel) keeps '{names[self.y]}' (p_ratio {big.p_ratio:.2f}): it "
+                    "explains nothing" if self.area_cap >= 1 else
+                    f"only masks over {self.area_cap:.0%} of the pixels keep '{names[self.y]}' (the smallest: "
+                    f"{big.area:.1%}, p_ratio {big.p_ratio:.2f}): too large to be an explanation")
         else:
             best = max((r for r in self.rungs if r.kept), key=lambda r: r.p_ratio)
             what = (f"no mask up to {top} keeps '{names[self.y]}' with p_e(y)/p_x(y) >= {keep_ratio:g}: the best "

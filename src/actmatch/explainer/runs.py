@@ -120,6 +120,8 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
     times: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         state = ctx.state.with_name(f"{ctx.state.name}-seed{seed}")
+        # a part resumed from a state file (a killed run) did only the rest of its work: its time is not its cost
+        resumed = [p for p in ("amortized", "finetune") if state.with_suffix(f".{p}").exists()]
         start = time.perf_counter()
         if not dist_info.main:  # other ranks only help train; rank 0 predicts and writes
             train_amortized(clf, x_train, loss, run.unet, run.amortized, run.fill, seed,
@@ -156,7 +158,7 @@ def run_amortized(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
         times[f"seed{seed}"] = {"train_seconds": t_train, "amortized_ms_per_image": 1000 * t_pred / len(idx),
                                 "finetune_seconds": t_ft, "images": len(idx),
                                 "finetune_ms_per_image": None if t_ft is None else 1000 * t_ft / len(idx),
-                                "total_seconds": time.perf_counter() - start}
+                                "total_seconds": time.perf_counter() - start, "resumed": resumed}
     if dist_info.main:
         _write_metrics(ctx, {**brief, "machine": machine(device)})
         write_timing(ctx.timing, "train_explainer", ctx.key, device, times, run=ctx.key,
@@ -175,6 +177,7 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
     times: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         state = ctx.state.with_name(f"{ctx.state.name}-seed{seed}")
+        resumed = ["per_image"] if state.exists() else []  # a resumed seed's time is not its cost
         start = time.perf_counter()
         ladder = None
         if run.per_image.ladder is not None:  # the area ladder (issue 29): the CLI's implementation
@@ -194,7 +197,7 @@ def run_per_image(clf: Classifier, ds: ImageDataset, run: ExplainerRun, loss: Lo
                 write_ladder(tmp / "ladder.json", ids, ladder, clf.class_names)
             write_config(tmp / "config.yaml", run, loss, classifier=clf.name, seed=seed, data_seed=data_seed)
             write_json(tmp / "convergence.json", _verdicts({run.regime: res}))
-        times[f"seed{seed}"] = {"seconds": seconds, "images": len(idx), "ms_per_image": 1000 * seconds / len(idx),
+        times[f"seed{seed}"] = {"seconds": seconds, "images": len(idx), "ms_per_image": 1000 * seconds / len(idx), "resumed": resumed,
                                 "batch": max(1, ctx.per_image_batch)}
         with Live(dir=str(seed_dir(ctx.live, seed)), save_dvc_exp=False, dvcyaml=False) as live:
             for step in range(len(res.curves["total"])):  # mean over images at each step

@@ -38,8 +38,13 @@ def write_timing(path: Path | None, stage: str, group: str, device: Any, seeds: 
         write_json(path, {"stage": stage, "group": group, "machine": machine(device), "seeds": seeds, **fields})
 
 
-def _ms(seeds: dict[str, dict[str, Any]], key: str) -> float | None:
-    vals = [float(s[key]) for s in seeds.values() if s.get(key) is not None]
+def _timed(seeds: dict[str, dict[str, Any]], key: str, part: str) -> list[float]:
+    """The seeds' ``key`` values, leaving out a seed whose ``part`` resumed from a killed run's state (it
+    timed only the rest of the work)."""
+    return [float(s[key]) for s in seeds.values() if s.get(key) is not None and part not in s.get("resumed", ())]
+
+
+def _ms(vals: list[float]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
@@ -53,14 +58,16 @@ def _read(path: Path) -> dict[str, Any]:
 def our_costs(timing: str | Path, group: str, prefix: str = "ours:") -> dict[str, dict[str, Any]]:
     """``{"ours:<regime>": {"ms_per_explanation", "n", "source"}}`` for the explainer group ``group``, read
     from the explain stages' timing files under ``timing`` (``train_explainer/``, ``explain_images/``);
-    ``n`` is the number of seeds the median is over. Regimes without a timing file are left out."""
+    ``n`` is the number of seeds the median is over: a seed that resumed from a killed run's state
+    (``"resumed"`` in its record) timed only the rest of its work and is left out. Regimes without a timing
+    file (or with every seed resumed) are left out."""
     timing = Path(timing)
     out: dict[str, dict[str, Any]] = {}
 
-    def add(regime: str, ms: float | None, n: int, source: Path, last: bool) -> None:
-        if ms is None:
+    def add(regime: str, vals: list[float], source: Path, last: bool) -> None:
+        if not vals:
             return
-        entry = {"ms_per_explanation": ms, "n": n, "source": source.as_posix()}
+        entry = {"ms_per_explanation": _ms(vals), "n": len(vals), "source": source.as_posix()}
         out[prefix + regime] = entry
         if last:
             out[prefix + regime + LAST] = {**entry, "same_as": prefix + regime}
@@ -68,11 +75,11 @@ def our_costs(timing: str | Path, group: str, prefix: str = "ours:") -> dict[str
     amortized = timing / "train_explainer" / f"{group}.json"
     if amortized.is_file():
         seeds = _read(amortized)["seeds"]
-        add("amortized", _ms(seeds, "amortized_ms_per_image"), len(seeds), amortized, False)
-        add("finetune", _ms(seeds, "finetune_ms_per_image"), len(seeds), amortized, True)
+        add("amortized", _timed(seeds, "amortized_ms_per_image", "prediction"), amortized, False)
+        add("finetune", _timed(seeds, "finetune_ms_per_image", "finetune"), amortized, True)
     for path in sorted((timing / "explain_images").glob("*.json")):
         rec = _read(path)
         if rec.get("group") == group:
             seeds = rec["seeds"]
-            add(rec["regime"], _ms(seeds, "ms_per_image"), len(seeds), path, True)
+            add(rec["regime"], _timed(seeds, "ms_per_image", "per_image"), path, True)
     return out

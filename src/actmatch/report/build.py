@@ -258,12 +258,13 @@ def _ablation_section(w: _Writer, data: Path, pair: str, found: dict, base: str,
 
 def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_image: int = 0,
                  ablation_base: str = "base", dpi: int = 110, syce_examples: int = 4, glance_examples: int = 4,
-                 smoke: bool = False, expected: dict | None = None) -> list[Path]:
+                 smoke: bool = False, expected: dict | None = None, full_only: str = "") -> list[Path]:
     """Write every table (``.md`` + ``.tex``) and figure (``.png`` + ``.pdf``) into ``out``, then
     ``RESULTS.md``, ``headline.md`` and ``report.html`` (with a banner when ``smoke``); returns the files
     written, in page order. ``expected`` (what params.yaml declares: ``groups``, ``syce``, ``glance`` run
     names and the ablation ``grid`` {pair: (variants, matched)}) restricts the report to exactly those, so
-    files left over from another configuration never reach a table; a missing one is an error."""
+    files left over from another configuration never reach a table; a missing one is an error. ``full_only``:
+    RESULTS.md's paragraph on the rows only the ``full`` profile has (:mod:`actmatch.report.profile_rows`)."""
     out.mkdir(parents=True, exist_ok=True)
     w = _Writer(out, dpi)
 
@@ -320,6 +321,6 @@ def build_report(results: Path, data: Path, out: Path, examples: int = 6, sweep_
                    f"from `results/metrics/{g}.json`; captions in RESULTS.md.")
         head_md, head_file = headline_markdown(table, caption), headline_markdown(table, caption, smoke)
     (out / "headline.md").write_text(head_file)
-    (out / "RESULTS.md").write_text(results_markdown(sections, headline, head_md, smoke))
+    (out / "RESULTS.md").write_text(results_markdown(sections, headline, head_md, smoke, full_only))
     (out / "report.html").write_text(html_page(sections, headline, smoke))
     return w.files + [out / "RESULTS.md", out / "headline.md", out / "report.html"]
