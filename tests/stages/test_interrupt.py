@@ -121,8 +121,10 @@ def test_train_syce_killed_in_its_second_variant_resumes_to_the_same_maps(setup)
     yaml = YAML(typ="safe", pure=True)
     d = yaml.load(params.read_text())
     d["syce"]["train"].update(batch_size=16, g_widths=[8, 16], d_widths=[8, 16])
-    d["syce"]["runs"]["mnist_cnn-mnist"].update(max_train=120, max_epochs=6)
-    d["syce"]["vae"].update(epochs=1)
+    # the full profile's 10-class run (profiles/full.yaml; over the default's budget), at test size
+    d["syce"]["runs"]["mnist_cnn-mnist"] = {"classifier": "mnist_cnn-mnist", "dataset": "mnist", "max_train": 120,
+                                           "max_epochs": 6}
+    d["syce"]["vae"].update(epochs=1, datasets=["mnist_3v8", "mnist"])
     ce_params = tmp / "ce_params.yaml"
     yaml.dump(d, ce_params)
     stage("train_vae")(["--data", str(tmp / "data/mnist"), "--out", str(tmp / "vae"), "--live", str(tmp / "vae_live"),
