@@ -311,3 +311,21 @@ def test_delta_and_the_printed_value_are_over_the_same_seeds():
     assert r["kept"] == "1.000 ± 0.000"                            # over seeds 0 and 1
     assert r["Δ kept"].startswith("+0.050 ± 0.071")                # (0.1 + 0.0) / 2 over the same seeds
     assert r["sign kept"] == "1/2"
+
+
+def test_a_full_mask_is_never_a_success_like_the_empty_one():
+    """A full mask keeps the label by being the image (the photo ladder's last rung on a photo it could not
+    explain): the raw ``kept`` says 1, the success (``kept_nontrivial``, the claim, the paired comparison) 0."""
+    from actmatch.metrics.aggregate import paired_seed_means, success
+
+    ours = pd.concat([_frame("ours", s, [0, 1, 0, 1], [0.05, 1.0, 0.10, 0.0], [1.0, 1.0, 0.0, 1.0], [0, 0, 0, 1])
+                      for s in (0, 1)], ignore_index=True)
+    assert success(ours.iloc[:4]).tolist()[:3] == [1.0, 0.0, 0.0] and np.isnan(success(ours.iloc[:4]).iloc[3])
+    e = _metrics(ours)["methods"]["ours"]
+    assert e["metrics"]["kept"]["mean"] == pytest.approx(0.75)              # raw agreement: 3 of 4
+    assert e["metrics"]["kept_nontrivial"]["mean"] == pytest.approx(1 / 3)  # x1's full mask and x2 lost: 1 of 3
+    assert e["claim"]["kept"] == pytest.approx(1 / 3) and e["claim"]["n"] == 6
+    base = ours.assign(method="base", kept=[1.0, 1.0, 1.0, 1.0] * 2)
+    paired = paired_seed_means(pd.concat([ours, base]), "ours", "base", "kept")
+    assert paired["a"].tolist() == pytest.approx([1 / 3] * 2) and paired["b"].tolist() == pytest.approx([2 / 3] * 2)
+    assert paired["n"].tolist() == [3, 3]

@@ -14,6 +14,9 @@ Reading rules, stated here once:
 * an image is **trivial** when the classifier's prediction on the fill alone (``null_y``, the explanation
   of an empty mask) is already y: an empty mask "keeps" it, so ``kept`` is reported over the non-trivial
   images (``kept_nontrivial``) and claims never count trivial images;
+* a **full** mask (area 1: every pixel, e.g. the photo ladder's last rung on an image it could not explain)
+  keeps the label and explains nothing: like the empty mask it is never a success, so it counts as not kept
+  in ``kept_nontrivial`` and in the claim (the all-image ``kept`` stays the classifier's raw agreement);
 * the **claim** of a method (:func:`claim_summary`): kept and area over its non-collapsed, converged seeds,
   on the non-trivial images outside collapsed classes.
 """
@@ -25,7 +28,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["mean_ci", "aggregate", "aggregate_seeds", "is_collapsed", "collapse_direction", "class_collapse",
-           "claim_summary", "paired_seed_means", "seed_image_bootstrap", "COLLAPSE_SHARE", "MIN_CLASS_IMAGES"]
+           "claim_summary", "success", "paired_seed_means", "seed_image_bootstrap", "COLLAPSE_SHARE", "MIN_CLASS_IMAGES"]
 
 COLLAPSE_SHARE = 0.95  # a run (or a class of it) is collapsed when this share of its hard masks is empty or full
 MIN_CLASS_IMAGES = 5   # per-class collapse is judged on classes with at least this many images
@@ -94,9 +97,26 @@ def class_collapse(g: pd.DataFrame, seeds: list[int] | None = None, column: str 
     return [{"class": c, "direction": d, "seeds": v} for (c, d), v in sorted(found.items())]
 
 
-def _claim_rows(g: pd.DataFrame, seed: int, classes: list[dict]) -> pd.DataFrame:
-    """One seed's rows a claim may rest on: non-trivial images outside the classes collapsed in that seed."""
+def success(g: pd.DataFrame, area: str = "area") -> pd.Series:
+    """``kept`` as a success: NaN on a trivial image (it says nothing) and 0 where the mask is full
+    (``area`` ≥ 1: it keeps the label by being the image)."""
+    kept = g["kept"].astype(np.float64)
+    if area in g:
+        kept = kept.where(g[area] < 1.0, 0.0)
+    return kept.where(g["trivial"] == 0) if "trivial" in g else kept
+
+
+def _success_all(g: pd.DataFrame) -> pd.Series:
+    """:func:`success` without the trivial rule (the caller chose the images): a full mask is not kept."""
+    return success(g.drop(columns=["trivial"], errors="ignore"))
+
+
+def _claim_rows(g: pd.DataFrame, seed: int, classes: list[dict], area: str = "area") -> pd.DataFrame:
+    """One seed's rows a claim may rest on: non-trivial images outside the classes collapsed in that seed,
+    ``kept`` read as a success (:func:`success`: a full mask is not kept)."""
     d = g[g["seed"] == seed]
+    if "kept" in d:
+        d = d.assign(kept=success(d, area))
     if "trivial" in d:
         d = d[d["trivial"] == 0]
     dead = {c["class"] for c in classes if seed in c["seeds"]}
@@ -104,14 +124,14 @@ def _claim_rows(g: pd.DataFrame, seed: int, classes: list[dict]) -> pd.DataFrame
 
 
 def claim_summary(g: pd.DataFrame, collapsed: list[int], classes: list[dict],
-                  not_converged: list[int] = ()) -> dict:
+                  not_converged: list[int] = (), area: str = "area") -> dict:
     """What one method's claim rests on: its seeds that neither collapsed nor failed to converge, and in each
     the non-trivial images outside its collapsed classes. ``kept`` and ``area`` are the mean over those
     seeds of each seed's mean over those images (with min–max across seeds); ``n`` the (seed, image) pairs;
     ``left_out`` what was excluded and why. No seed left: the values are NaN."""
     all_seeds = sorted(int(s) for s in g["seed"].unique())
     seeds = [s for s in all_seeds if s not in set(collapsed) and s not in set(not_converged)]
-    rows = {s: _claim_rows(g, s, classes) for s in seeds}
+    rows = {s: _claim_rows(g, s, classes, area) for s in seeds}
     out: dict = {"seeds": [s for s in seeds if len(rows[s])], "n": int(sum(len(r) for r in rows.values()))}
     for m in ("kept", "area"):
         by_seed = np.array([float(r[m].mean()) for r in rows.values() if len(r) and m in r], dtype=np.float64)
@@ -128,8 +148,9 @@ def paired_seed_means(per_image: pd.DataFrame, a: str, b: str, metric: str, seed
                       nontrivial: bool = True) -> pd.DataFrame:
     """Methods ``a`` and ``b`` paired within a seed: per seed both have (``seeds``: only those), the mean of
     ``metric`` over the images both have (non-trivial ones only with ``nontrivial`` and a ``trivial``
-    column). Columns ``seed``, ``a``, ``b``, ``n``; one row per seed. Comparing a method with another at
-    its own areas is only fair seed by seed: a baseline binarized at seed k's areas against seed k."""
+    column; ``kept`` read as a success: a full mask is not kept). Columns ``seed``, ``a``, ``b``, ``n``; one
+    row per seed. Comparing a method with another at its own areas is only fair seed by seed: a baseline
+    binarized at seed k's areas against seed k."""
     rows = []
     da, db = per_image[per_image["method"] == a], per_image[per_image["method"] == b]
     shared = sorted(set(da["seed"]) & set(db["seed"]))
@@ -139,8 +160,8 @@ def paired_seed_means(per_image: pd.DataFrame, a: str, b: str, metric: str, seed
         if nontrivial and "trivial" in x:
             ids = ids[(x.loc[ids, "trivial"] == 0).to_numpy()]
         if len(ids):
-            rows.append({"seed": int(s), "a": float(x.loc[ids, metric].mean()), "b": float(y.loc[ids, metric].mean()),
-                         "n": int(len(ids))})
+            va, vb = (_success_all(d.loc[ids]) if metric == "kept" else d.loc[ids, metric] for d in (x, y))
+            rows.append({"seed": int(s), "a": float(va.mean()), "b": float(vb.mean()), "n": int(len(ids))})
     return pd.DataFrame(rows, columns=["seed", "a", "b", "n"])
 
 
@@ -179,7 +200,7 @@ def aggregate_seeds(per_image: pd.DataFrame, metrics: list[str], n_resamples: in
     ``min``, ``max`` the spread of those seed means (sd 0 for one seed); ``lo``/``hi`` the 95 %
     bootstrap interval over images of each image's mean over those seeds; ``n`` the images. With a
     ``trivial`` column: ``trivial`` is the share of the method's images that are trivial and the metric
-    ``kept_nontrivial`` is ``kept`` over the non-trivial images. ``class_collapsed``
+    ``kept_nontrivial`` is ``kept`` over the non-trivial images, a full mask counting as not kept (:func:`success`). ``class_collapsed``
     (:func:`class_collapse`, over the non-collapsed seeds) and ``claim`` (:func:`claim_summary`; seeds in
     ``not_converged[method]`` left out) say what a claim may rest on."""
     out: dict[str, dict] = {}
@@ -189,7 +210,7 @@ def aggregate_seeds(per_image: pd.DataFrame, metrics: list[str], n_resamples: in
         collapsed = [s for s in seeds
                      if collapse_on in g and is_collapsed(g.loc[g["seed"] == s, collapse_on].to_numpy())]
         if "trivial" in g and "kept" in g:
-            g = g.assign(kept_nontrivial=g["kept"].where(g["trivial"] == 0))
+            g = g.assign(kept_nontrivial=success(g, collapse_on))
         live = g[~g["seed"].isin(collapsed)]
         classes = class_collapse(live, [s for s in seeds if s not in collapsed], collapse_on)
         entry: dict = {"seeds": len(seeds), "collapsed": collapsed,
@@ -198,7 +219,7 @@ def aggregate_seeds(per_image: pd.DataFrame, metrics: list[str], n_resamples: in
                        "class_collapsed": classes, "metrics": {}}
         if "trivial" in g:
             entry["trivial"] = float(g.drop_duplicates("id")["trivial"].mean())
-        entry["claim"] = claim_summary(g, collapsed, classes, not_converged.get(str(method), []))
+        entry["claim"] = claim_summary(g, collapsed, classes, not_converged.get(str(method), []), collapse_on)
         for m in list(metrics) + (["kept_nontrivial"] if "kept_nontrivial" in g and "kept" in metrics else []):
             if m not in g:
                 continue
