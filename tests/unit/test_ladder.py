@@ -182,7 +182,7 @@ def test_the_report_shows_each_photo_and_seed_smallest_kept_area(tmp_path):
     assert out["ours:per_image ladder area"].tolist() == ["0.050 / 0.080*", "0.300 / none", "–"]
     assert out["ours:per_image ladder p_ratio"].tolist() == ["0.50 / 0.60", "0.70 / –", "–"]
     assert "ours:per_image_paper ladder area" not in out                   # ran without a ladder
-    assert "1 of 2 photos keep their label at <= 10 % of the pixels on every seed" in note
+    assert "1 of 2 photos keep their label at <= 10 % of the pixels on every seed (1 of them trivial: cat)" in note
 
 
 def test_reflect_padding_gives_the_unet_no_border_on_a_flat_image():

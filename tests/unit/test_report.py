@@ -558,6 +558,15 @@ def test_per_image_table_reports_each_photo_across_seeds():
     t = per_image_table(with_margin, ["ours:a"]).set_index("image")
     assert list(t.columns[:2]) == ["p_x(y)", "margin_x"]
     assert t.loc["cat", "p_x(y)"] == "0.384" and t.loc["cat", "margin_x"] == "0.010" and t.loc["dog", "margin_x"] == "0.850"
+    # a full mask keeps the label by being the photo (the ladder's last rung on a photo it could not explain):
+    # never counted as kept, like the empty one; a trivial photo's kept stays counted (its column says so)
+    full = pd.DataFrame([row("ours:a", 0, "cat", 1.0, 1, 1.0), row("ours:a", 1, "cat", 0.39, 0, 0.2),
+                         row("ours:a", 2, "cat", 1.0, 1, 1.0)]
+                        + [row("ours:a", s, "moon", 0.02, 1, 2.2) for s in (0, 1, 2)]).assign(
+        trivial=lambda d: (d["id"] == "moon").astype(int))
+    t = per_image_table(full, ["ours:a"]).set_index("image")
+    assert t.loc["cat", "ours:a kept"] == "0/3" and t.loc["cat", "ours:a area"] == "1.000 (0.390–1.000)"
+    assert t.loc["moon", "ours:a kept"] == "3/3" and t.loc["moon", "trivial"] == "yes"
 
 
 def test_our_rows_cost_comes_from_the_explain_stages_timing(tmp_path):

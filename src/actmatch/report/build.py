@@ -26,7 +26,7 @@ from actmatch.explainer.timing import our_costs
 from actmatch.report import captions as cap
 from actmatch.report.ablations import ABLATION_COLUMNS, ablation_table, load_ablations, sweeps
 from actmatch.report import examples as read
-from actmatch.report.ladder import ladder_summary, read_ladders
+from actmatch.report.ladder import ladder_summary, read_ladders, small_on_every_seed
 from actmatch.report.page import FigureItem, Section, TableItem, headline_markdown, html_page, results_markdown
 from actmatch.report.paper import syce_figure, glance_cf_figure, glance_graph_figure, glance_strips_figure, \
     sweep_figure, tradeoff_figure, triplet_figure
@@ -150,7 +150,7 @@ def _per_image_items(w: _Writer, g: str, st: dict, ds, per_image: pd.DataFrame, 
         f"table_per_image_{g}", frame,
         f"Per image, {st['classifier']} on {st['dataset']}: for our regimes and Extremal Perturbation (its "
         "authors' settings and ours), the hard mask's area and p_e(y) / p_x(y) as the median over seeds "
-        "(min–max), and the seeds whose mask kept the label; Extremal Perturbation is binarized per seed at the "
+        "(min–max), and the seeds whose mask kept the label (a full mask, every pixel, never counts); Extremal Perturbation is binarized per seed at the "
         f"areas of ours:{st['match_area']}. trivial: the classifier gives the photo with every pixel removed (the "
         "fill alone) the same label, so an empty mask keeps it: a kept label there says nothing."
         f"{ladder_note} Source: `results/metrics/{g}/per_image.csv`.", {}))
@@ -180,8 +180,14 @@ def _ladder_columns(table: pd.DataFrame, explainers: Path, methods: list[str]) -
                  "the area ladder (2, 5, 10, 20, 40 %) whose mask kept the label with p_e(y) / p_x(y) >= the run's "
                  "keep_ratio, and its p_ratio; 'none': no rung did (no explanation), '*': a trivial keep (the fill "
                  f"alone keeps the label). {every} of {rows['id'].nunique()} photos keep their label at <= 10 % of "
-                 "the pixels on every seed.")
+                 f"the pixels on every seed{_trivial_among(rows)}.")
     return table, note
+
+
+def _trivial_among(rows: pd.DataFrame) -> str:
+    """``" (k of them trivial: a, b)"`` for the photos kept at <= 10 % on every seed that are trivial keeps."""
+    trivial = [i for i, t in small_on_every_seed(rows).items() if t]
+    return f" ({len(trivial)} of them trivial: {', '.join(trivial)})" if trivial else ""
 
 
 def _syce_section(w: _Writer, results: Path, data: Path, runs: dict[str, dict], n: int) -> Section:

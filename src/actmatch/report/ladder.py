@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["read_ladders", "ladder_summary"]
+__all__ = ["read_ladders", "ladder_summary", "small_on_every_seed"]
 
 
 def read_ladders(regime_dir: Path) -> pd.DataFrame:
@@ -27,11 +27,17 @@ def ladder_summary(rows: pd.DataFrame, small: float = 0.1) -> tuple[pd.DataFrame
     """From :func:`read_ladders` rows: per image (first-seen order) the chosen area and its p_ratio per seed
     ("none" where no rung kept the label, a ``*`` on a trivial keep), as two strings joined over the seeds in
     seed order; and how many images keep their label at an area <= ``small`` on every seed."""
-    out, every = [], 0
+    out = []
     for i, g in rows.groupby("id", sort=False):
         g = g.sort_values("seed")
         out.append({"id": i, "area": " / ".join(f"{a:.3f}" + ("*" if t else "") if k else "none"
                                                 for a, k, t in zip(g["area"], g["label_kept"], g["trivial"])),
                     "p_ratio": " / ".join(f"{r:.2f}" if k else "–" for r, k in zip(g["p_ratio"], g["label_kept"]))})
-        every += bool((g["label_kept"] & (g["area"] <= small)).all())
-    return pd.DataFrame(out, columns=["id", "area", "p_ratio"]), every
+    return pd.DataFrame(out, columns=["id", "area", "p_ratio"]), len(small_on_every_seed(rows, small))
+
+
+def small_on_every_seed(rows: pd.DataFrame, small: float = 0.1) -> dict[str, bool]:
+    """The images that keep their label at an area <= ``small`` on every seed, each with whether it is
+    trivial (the fill alone keeps its label, so the keep says nothing)."""
+    return {i: bool(g["trivial"].any()) for i, g in rows.groupby("id", sort=False)
+            if bool((g["label_kept"] & (g["area"] <= small)).all())}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from actmatch.core.figures import method_colour, plt
-from actmatch.metrics.aggregate import is_collapsed
+from actmatch.metrics.aggregate import is_collapsed, success
 
 __all__ = ["budgets_of", "preservation_table", "preservation_figure", "per_image_figure", "per_image_table"]
 
@@ -101,8 +101,10 @@ def _photo_columns(own: pd.DataFrame, i: str) -> dict[str, object]:
 
 
 def _method_cells(g: pd.DataFrame) -> dict[str, str]:
-    """One method on one photo over its non-collapsed seeds ``g``: area, kept (seeds), p_ratio."""
-    return {"area": _spread(g["area"].to_numpy(float), 3), "kept": f"{int(g['kept'].sum())}/{len(g)}",
+    """One method on one photo over its non-collapsed seeds ``g``: area, kept (seeds whose mask kept the label
+    and is not full: :func:`~actmatch.metrics.aggregate.success`; the trivial column says the rest), p_ratio."""
+    kept = int(success(g.drop(columns=["trivial"], errors="ignore")).sum())
+    return {"area": _spread(g["area"].to_numpy(float), 3), "kept": f"{kept}/{len(g)}",
             "p_ratio": _spread(g["p_ratio"].to_numpy(float))}
 
 
